@@ -1,0 +1,32 @@
+import {Command} from '@oclif/core'
+
+import {AirlockError, EXIT} from '../core/errors.js'
+
+/**
+ * Base for every airlock command: --json is enabled, and user-facing errors
+ * (AirlockError) are printed as a clear message with no stack trace, with the
+ * documented exit code. Anything else is a bug and keeps its stack (AIRLOCK_DEBUG=1
+ * shows stacks for AirlockErrors too).
+ */
+export abstract class AirlockCommand extends Command {
+  static override enableJsonFlag = true
+
+  protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    if (err instanceof AirlockError) {
+      if (this.jsonEnabled()) {
+        this.logJson({error: {code: err.code, message: err.message, details: err.details}})
+      } else {
+        const lines = [`error: ${err.message}`, ...err.details.map((d) => `  ${d}`)]
+        process.stderr.write(lines.join('\n') + '\n')
+        if (process.env.AIRLOCK_DEBUG && err.stack) process.stderr.write(err.stack + '\n')
+      }
+      this.exit(err.exitCode)
+    }
+    // oclif's own parse errors (unknown flag, missing arg) are user errors: exit 2.
+    if (err.oclif?.exit === 2 || (err as {name?: string}).name === 'CLIError' && err.oclif?.exit === undefined) {
+      if (!err.oclif) err.oclif = {}
+      err.oclif.exit = EXIT.INVALID_INPUT
+    }
+    return super.catch(err)
+  }
+}
