@@ -1,0 +1,74 @@
+import cliProgress from 'cli-progress'
+
+/** Progress for long operations: bars on a TTY, one line per image otherwise, nothing for --json. */
+export interface Progress {
+  begin(totalBytes: number, label: string): void
+  advance(bytes: number): void
+  /** One line about an image or step. */
+  note(message: string): void
+  end(): void
+}
+
+export const silentProgress: Progress = {begin() {}, advance() {}, note() {}, end() {}}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let v = n
+  let u = 0
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024
+    u++
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`
+}
+
+class TtyProgress implements Progress {
+  private bar?: cliProgress.SingleBar
+  private total = 0
+  begin(totalBytes: number, label: string): void {
+    this.total = totalBytes
+    this.bar = new cliProgress.SingleBar({
+      format: `${label} [{bar}] {percentage}% | {done}/{size} | {rate}/s | ETA {eta_formatted}`,
+      hideCursor: true,
+      stream: process.stderr,
+      clearOnComplete: true,
+    }, cliProgress.Presets.shades_classic)
+    this.bar.start(Math.max(totalBytes, 1), 0, {done: formatBytes(0), size: formatBytes(totalBytes), rate: formatBytes(0)})
+  }
+
+  private started = Date.now()
+  private done = 0
+  advance(bytes: number): void {
+    this.done += bytes
+    const secs = Math.max((Date.now() - this.started) / 1000, 0.001)
+    this.bar?.update(Math.min(this.done, Math.max(this.total, 1)), {done: formatBytes(this.done), size: formatBytes(this.total), rate: formatBytes(this.done / secs)})
+  }
+
+  note(message: string): void {
+    if (this.bar) this.bar.stop()
+    process.stderr.write(message + '\n')
+    if (this.bar) {
+      this.bar.start(Math.max(this.total, 1), Math.min(this.done, Math.max(this.total, 1)), {done: formatBytes(this.done), size: formatBytes(this.total), rate: '-'})
+    }
+  }
+
+  end(): void {
+    this.bar?.stop()
+    this.bar = undefined
+  }
+}
+
+class LineProgress implements Progress {
+  begin(): void {}
+  advance(): void {}
+  note(message: string): void {
+    process.stderr.write(message + '\n')
+  }
+
+  end(): void {}
+}
+
+export function progressFor(json: boolean): Progress {
+  if (json) return silentProgress
+  return process.stderr.isTTY ? new TtyProgress() : new LineProgress()
+}

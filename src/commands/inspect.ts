@@ -1,0 +1,39 @@
+import {Args, Flags} from '@oclif/core'
+
+import {AirlockCommand} from '../cli/base.js'
+import {formatBytes} from '../cli/progress.js'
+import {inspectArchive, InspectResult} from '../verify/inspect.js'
+
+export default class Inspect extends AirlockCommand {
+  static override summary = 'Show what an archive holds, reading only its metadata entries'
+  static override description = 'Instant even on a very large archive: only airlock.json, checksums.sha256 and the signature are read. With --key the signature is verified; without, the signer is shown as unverified. Blob contents are not checked: use `airlock verify` for that.'
+
+  static override examples = [
+    '<%= config.bin %> inspect release.tar',
+    '<%= config.bin %> inspect release.tar --key release.pub.asc --json',
+  ]
+
+  static override args = {
+    archive: Args.string({description: 'archive to inspect', required: true}),
+  }
+
+  static override flags = {
+    key: Flags.string({char: 'k', description: 'trusted public key file or directory, to verify the signer', multiple: true}),
+  }
+
+  async run(): Promise<InspectResult> {
+    const {args, flags} = await this.parse(Inspect)
+    const r = await inspectArchive({archive: args.archive, keys: flags.key ?? []})
+    if (!this.jsonEnabled()) {
+      this.log(`${r.bundle.name} ${r.bundle.version}${r.bundle.description ? ` — ${r.bundle.description}` : ''}`)
+      this.log(`  created ${r.bundle.created}${r.bundle.expires ? `, expires ${r.bundle.expires}` : ''}, format v${r.formatVersion}, made by airlock ${r.tool}`)
+      this.log(`  signature: ${r.signature.status}${r.signature.fingerprint ? ` ${r.signature.fingerprint}` : r.signature.keyId ? ` key ${r.signature.keyId}` : ''}${r.signature.userId ? ` (${r.signature.userId})` : ''}`)
+      this.log(`  ${r.images.length} images, ${r.blobs.count} unique blobs, ${formatBytes(r.blobs.bytes)} (without dedupe ${formatBytes(r.blobs.referencedBytes)}, saved ${formatBytes(r.blobs.saved)})`)
+      for (const img of r.images) {
+        this.log(`  ${img.name}`)
+        this.log(`      ${img.digest}  [${img.platforms.join(', ')}]  ${formatBytes(img.size)}${img.sharedBlobs ? `, ${img.sharedBlobs} blobs shared` : ''}`)
+      }
+    }
+    return r
+  }
+}

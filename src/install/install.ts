@@ -1,0 +1,129 @@
+import {AirlockError, InputError} from '../core/errors.js'
+import {Progress, silentProgress} from '../cli/progress.js'
+import {loadTrustedKeys} from '../sign/keys.js'
+import {closest} from '../spec/suggest.js'
+import {readArchive, VerifiedHead} from '../transports/archive/reader.js'
+import type {ImageRecord} from '../transports/archive/metadata.js'
+import {ociDestination} from '../transports/oci-layout/destination.js'
+import {parseRegistryTarget, registryDestination, targetReference} from '../transports/registry/destination.js'
+import {formatReference} from '../spec/reference.js'
+import type {Destination, DestinationContext, InstalledImage} from './types.js'
+
+export interface InstallOptions {
+  archive: string
+  keys: string[]
+  allowUnsigned?: boolean
+  to: string
+  only?: string[]
+  dryRun?: boolean
+  progress?: Progress
+  registryConfig?: string
+  insecure?: boolean
+  caFile?: string
+  namespace?: string
+  jobs?: number
+  now?: Date
+  retries?: number
+  retryBaseDelayMs?: number
+}
+
+export interface InstallResult {
+  archive: string
+  target: string
+  dryRun: boolean
+  bundle: {name: string; version: string}
+  signer?: {fingerprint: string; userId?: string}
+  images: InstalledImage[]
+  blobs: number
+  bytes: number
+}
+
+export type TargetKind = 'docker' | 'podman' | 'containerd' | 'registry' | 'oci'
+
+export function targetKind(to: string): TargetKind {
+  if (to === 'docker' || to === 'podman' || to === 'containerd') return to
+  if (to.startsWith('registry://')) return 'registry'
+  if (to.startsWith('oci:') && to.length > 4) return 'oci'
+  throw new InputError('install.bad_target', `unknown target ${JSON.stringify(to)}: use docker, podman, containerd, registry://HOST[:PORT][/PREFIX] or oci:DIR`)
+}
+
+/** Which images --only selects: full name, ref, or a unique suffix such as `app-a:1`. */
+export function selectImages(images: ImageRecord[], only?: string[]): ImageRecord[] {
+  if (!only || only.length === 0) return images
+  const out = new Set<ImageRecord>()
+  for (const want of only) {
+    const hits = images.filter((i) => i.name === want || i.ref === want || i.name.endsWith(`/${want}`))
+    if (hits.length === 0) {
+      const hint = closest(want, images.map((i) => i.name), Math.max(3, Math.floor(want.length / 3)))
+      throw new InputError('install.unknown_image', `--only ${want}: no such image in the bundle${hint ? ` (did you mean ${hint}?)` : ''}; it has: ${images.map((i) => i.name).join(', ')}`)
+    }
+    if (hits.length > 1) throw new InputError('install.ambiguous_image', `--only ${want} matches ${hits.length} images: ${hits.map((h) => h.name).join(', ')}`)
+    out.add(hits[0])
+  }
+  return images.filter((i) => out.has(i))
+}
+
+async function destinationFor(kind: TargetKind, opts: InstallOptions, ctx: DestinationContext): Promise<Destination> {
+  switch (kind) {
+    case 'oci':
+      return ociDestination({...ctx, dir: opts.to.slice(4)})
+    case 'registry':
+      return registryDestination({...ctx, target: opts.to, insecure: opts.insecure, caFile: opts.caFile, registryConfig: opts.registryConfig, jobs: opts.jobs, retries: opts.retries, retryBaseDelayMs: opts.retryBaseDelayMs})
+    case 'docker': {
+      const m = await import('../transports/docker-daemon/destination.js')
+      return m.dockerDestination({...ctx})
+    }
+    case 'podman': {
+      const m = await import('../transports/podman/destination.js')
+      return m.podmanDestination({...ctx})
+    }
+    case 'containerd': {
+      const m = await import('../transports/containerd/destination.js')
+      return m.containerdDestination({...ctx, ...(opts.namespace ? {namespace: opts.namespace} : {})})
+    }
+  }
+}
+
+function targetName(kind: TargetKind, to: string, img: ImageRecord): string {
+  return kind === 'registry' ? formatReference(targetReference(img.name, parseRegistryTarget(to))) : img.name
+}
+
+/**
+ * `airlock install`: archive → target. Verification and loading are ONE pass over the archive:
+ * the target receives only verified bytes and makes nothing visible before everything verified.
+ */
+export async function installArchive(opts: InstallOptions): Promise<InstallResult> {
+  const kind = targetKind(opts.to)
+  if (kind === 'registry') parseRegistryTarget(opts.to)
+  const progress = opts.progress ?? silentProgress
+  const trustedKeys = opts.keys.length > 0 ? await loadTrustedKeys(opts.keys) : []
+  let selected: ImageRecord[] = []
+  const ctx: DestinationContext = {
+    progress,
+    selected: (head: VerifiedHead) => {
+      selected = selectImages(head.metadata.images, opts.only)
+      return selected
+    },
+  }
+  if (opts.dryRun) {
+    // Full verification, no target touched.
+    const r = await readArchive([opts.archive], {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
+    selected = selectImages(r.head.metadata.images, opts.only)
+    for (const img of selected) progress.note(`  would install ${targetName(kind, opts.to, img)}  ${img.digest}`)
+    return {
+      archive: opts.archive, target: opts.to, dryRun: true, bundle: {name: r.bundle.name, version: r.bundle.version},
+      ...(r.signer ? {signer: {fingerprint: r.signer.fingerprint, userId: r.signer.userId}} : {}),
+      images: selected.map((img) => ({name: targetName(kind, opts.to, img), digest: img.digest, confirmed: ''})),
+      blobs: r.blobs, bytes: r.bytes,
+    }
+  }
+  const dest = await destinationFor(kind, opts, ctx)
+  const r = await readArchive([opts.archive], {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest})
+  const images = await dest.confirm()
+  if (images.length !== selected.length) throw new AirlockError('install.confirm_failed', `target confirmed ${images.length} of ${selected.length} images`)
+  return {
+    archive: opts.archive, target: opts.to, dryRun: false, bundle: {name: r.bundle.name, version: r.bundle.version},
+    ...(r.signer ? {signer: {fingerprint: r.signer.fingerprint, userId: r.signer.userId}} : {}),
+    images, blobs: r.blobs, bytes: r.bytes,
+  }
+}

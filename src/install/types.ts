@@ -1,0 +1,30 @@
+import type {ArchiveSink, VerifiedHead} from '../transports/archive/reader.js'
+import type {ImageRecord} from '../transports/archive/metadata.js'
+import type {Progress} from '../cli/progress.js'
+
+/** One image as it ends up on the target, confirmed there after loading. */
+export interface InstalledImage {
+  /** Name on the target (after any prefix rewrite). */
+  name: string
+  /** The signed digest (index or manifest) from airlock.json. */
+  digest: string
+  /** What the target reports for it (image ID = config digest for docker/podman, manifest/index digest for containerd/registry/oci). */
+  confirmed: string
+}
+
+/**
+ * An install target. It receives verified content through the ArchiveSink calls, in the same
+ * streaming pass as the verification, and must make NOTHING visible before commit(); abort()
+ * must leave the target exactly as before. After commit, confirm() checks on the target that
+ * every selected image has its signed digest / image ID.
+ */
+export interface Destination extends ArchiveSink {
+  readonly kind: string
+  confirm(): Promise<InstalledImage[]>
+}
+
+export interface DestinationContext {
+  /** The images selected for installation (all, or those named by --only). */
+  selected: (head: VerifiedHead) => ImageRecord[]
+  progress: Progress
+}

@@ -1,0 +1,85 @@
+import {Readable} from 'node:stream'
+
+import {AirlockError} from '../core/errors.js'
+import {BlobCache} from '../copy/cache.js'
+import {readFile} from 'node:fs/promises'
+import type {Reference} from '../spec/reference.js'
+import type {RegistryOptions} from '../spec/types.js'
+import {RegistryClient, RetryInfo} from '../transports/registry/client.js'
+import {resolveCredentials} from '../transports/registry/credentials.js'
+
+export interface SourcesOptions {
+  registries: Record<string, RegistryOptions>
+  cache: BlobCache
+  registryConfig?: string
+  /** Retry knobs (tests make them fast). */
+  retries?: number
+  retryBaseDelayMs?: number
+  onRetry?: (info: {host: string; attempt: number; reason: string}) => void
+
+}
+
+/**
+ * The registry side of `create`: one client per registry host (mirrors tried first), manifests
+ * fetched by tag or digest, small blobs (configs) cached, layers opened as verified streams.
+ */
+export class Sources {
+  private clients = new Map<string, RegistryClient>()
+
+  constructor(private readonly opts: SourcesOptions) {}
+
+  client(host: string, credentialsFor = host): RegistryClient {
+    let c = this.clients.get(host)
+    if (!c) {
+      const ro = this.opts.registries[host] ?? this.opts.registries[credentialsFor] ?? {}
+      c = new RegistryClient({
+        host,
+        insecure: ro.insecure,
+        caFile: ro.ca,
+        credentials: () => resolveCredentials(credentialsFor, {auth: ro.auth, registryConfig: this.opts.registryConfig}),
+        ...(this.opts.retries === undefined ? {} : {retries: this.opts.retries}),
+        ...(this.opts.retryBaseDelayMs === undefined ? {} : {retryBaseDelayMs: this.opts.retryBaseDelayMs}),
+        ...(this.opts.onRetry ? {onRetry: (i: RetryInfo) => this.opts.onRetry!({host, attempt: i.attempt, reason: i.reason})} : {}),
+      })
+      this.clients.set(host, c)
+    }
+    return c
+  }
+
+  /** Mirrors of the reference's registry first, then the registry itself. */
+  private candidates(ref: Reference): RegistryClient[] {
+    const mirrors = this.opts.registries[ref.registry]?.mirrors ?? []
+    return [...mirrors.map((m) => this.client(m, m)), this.client(ref.registry)]
+  }
+
+  private async firstOf<T>(ref: Reference, fn: (c: RegistryClient) => Promise<T>): Promise<T> {
+    const cands = this.candidates(ref)
+    let last: unknown
+    for (const c of cands) {
+      try {
+        // eslint-disable-next-line no-await-in-loop
+        return await fn(c)
+      } catch (error) {
+        last = error
+        if (!(error instanceof AirlockError) || c === cands.at(-1)) break
+      }
+    }
+    throw last
+  }
+
+  getManifest(ref: Reference, reference: string): Promise<{bytes: Buffer; mediaType: string; digest: string}> {
+    return this.firstOf(ref, (c) => c.getManifest(ref.repository, reference))
+  }
+
+  async getSmallBlob(ref: Reference, digest: string, size: number): Promise<Buffer> {
+    const cache = this.opts.cache
+    if (!(await cache.has(digest, size))) {
+      await this.firstOf(ref, async (c) => cache.putStream(digest, await c.getBlob(ref.repository, digest, size)))
+    }
+    return readFile(cache.path(digest))
+  }
+
+  openBlob(ref: Reference, digest: string, size: number): Promise<Readable> {
+    return this.firstOf(ref, (c) => c.getBlob(ref.repository, digest, size))
+  }
+}

@@ -1,0 +1,116 @@
+import {readdir, readFile, stat} from 'node:fs/promises'
+import path from 'node:path'
+
+import * as openpgp from 'openpgp'
+
+import {InputError} from '../core/errors.js'
+
+export interface KeyInfo {
+  fingerprint: string
+  userIds: string[]
+  created: Date
+}
+
+export interface GeneratedKeyPair extends KeyInfo {
+  publicKeyArmored: string
+  privateKeyArmored: string
+  encrypted: boolean
+}
+
+const MAX_KEY_FILE = 1024 * 1024
+
+/** Ed25519 (v4, gpg-compatible) primary key with a Curve25519 encryption subkey. */
+export async function generateKeyPair(opts: {name: string; email?: string; passphrase?: string; date?: Date}): Promise<GeneratedKeyPair> {
+  const userIDs = [{name: opts.name, ...(opts.email ? {email: opts.email} : {})}]
+  const {privateKey, publicKey} = await openpgp.generateKey({
+    type: 'ecc',
+    curve: 'curve25519Legacy',
+    userIDs,
+    ...(opts.passphrase ? {passphrase: opts.passphrase} : {}),
+    ...(opts.date ? {date: opts.date} : {}),
+    format: 'armored',
+  })
+  const key = await openpgp.readKey({armoredKey: publicKey})
+  return {...describeKey(key), publicKeyArmored: publicKey, privateKeyArmored: privateKey, encrypted: Boolean(opts.passphrase)}
+}
+
+export function describeKey(key: openpgp.Key): KeyInfo {
+  return {fingerprint: key.getFingerprint().toUpperCase(), userIds: key.getUserIDs(), created: key.getCreationTime()}
+}
+
+async function readKeyFile(file: string): Promise<Uint8Array> {
+  let st
+  try {
+    st = await stat(file)
+  } catch {
+    throw new InputError('key.not_found', `key file not found: ${file}`)
+  }
+  if (!st.isFile()) throw new InputError('key.not_file', `not a key file: ${file}`)
+  if (st.size > MAX_KEY_FILE) throw new InputError('key.too_large', `key file is larger than 1 MiB: ${file}`)
+  return new Uint8Array(await readFile(file))
+}
+
+function isArmored(data: Uint8Array): boolean {
+  return Buffer.from(data.subarray(0, 64)).toString('latin1').includes('-----BEGIN PGP')
+}
+
+/**
+ * Load a signing (private) key. Encrypted keys are unlocked with `passphrase`, or
+ * AIRLOCK_KEY_PASSPHRASE. The passphrase is never logged.
+ */
+export async function loadPrivateKey(file: string, passphrase = process.env.AIRLOCK_KEY_PASSPHRASE): Promise<openpgp.PrivateKey> {
+  const data = await readKeyFile(file)
+  let key: openpgp.PrivateKey
+  try {
+    key = isArmored(data)
+      ? await openpgp.readPrivateKey({armoredKey: Buffer.from(data).toString('utf8')})
+      : await openpgp.readPrivateKey({binaryKey: data})
+  } catch (error) {
+    throw new InputError('key.invalid', `${file} is not an OpenPGP private key (${(error as Error).message})`)
+  }
+  if (!key.isDecrypted()) {
+    if (!passphrase) {
+      throw new InputError('key.locked', `${file} is passphrase-protected: set AIRLOCK_KEY_PASSPHRASE`)
+    }
+    try {
+      key = await openpgp.decryptKey({privateKey: key, passphrase})
+    } catch {
+      throw new InputError('key.bad_passphrase', `could not unlock ${file}: wrong passphrase`)
+    }
+  }
+  return key
+}
+
+/** Load trusted public keys from files (armored or binary, possibly several keys each) and directories. */
+export async function loadTrustedKeys(paths: string[]): Promise<openpgp.Key[]> {
+  const files: string[] = []
+  for (const p of paths) {
+    let st
+    try {
+      st = await stat(p)
+    } catch {
+      throw new InputError('key.not_found', `trusted key not found: ${p}`)
+    }
+    if (st.isDirectory()) {
+      const names = (await readdir(p)).filter((n) => /\.(asc|gpg|pgp|pub|key)$/i.test(n)).sort()
+      if (names.length === 0) throw new InputError('key.none_in_dir', `no *.asc/*.gpg/*.pub key files in ${p}`)
+      files.push(...names.map((n) => path.join(p, n)))
+    } else {
+      files.push(p)
+    }
+  }
+  const keys: openpgp.Key[] = []
+  for (const file of files) {
+    const data = await readKeyFile(file)
+    try {
+      const read = isArmored(data)
+        ? await openpgp.readKeys({armoredKeys: Buffer.from(data).toString('utf8')})
+        : await openpgp.readKeys({binaryKeys: data})
+      // Only the public half is ever used to verify, even if a private key file was given.
+      keys.push(...read.map((k) => k.toPublic()))
+    } catch (error) {
+      throw new InputError('key.invalid', `${file} is not an OpenPGP public key (${(error as Error).message})`)
+    }
+  }
+  return keys
+}

@@ -1,0 +1,90 @@
+import {open} from 'node:fs/promises'
+import type {FileHandle} from 'node:fs/promises'
+
+import {InputError, VerifyError} from '../../core/errors.js'
+
+export const READ_CHUNK = 1024 * 1024
+
+/**
+ * Sequential reader over one file (or the ordered parts of a split archive), read once,
+ * front to back, in 1 MiB reads. The caller asks for exact byte counts.
+ */
+export class ByteReader {
+  position = 0
+  private fh?: FileHandle
+  private partIndex = -1
+  private buf: Buffer = Buffer.alloc(0)
+  private eof = false
+
+  constructor(private readonly parts: string[]) {}
+
+  static async open(parts: string[]): Promise<ByteReader> {
+    const r = new ByteReader(parts)
+    await r.nextPart()
+    return r
+  }
+
+  private async nextPart(): Promise<boolean> {
+    await this.fh?.close()
+    this.fh = undefined
+    this.partIndex++
+    if (this.partIndex >= this.parts.length) {
+      this.eof = true
+      return false
+    }
+    const p = this.parts[this.partIndex]
+    try {
+      this.fh = await open(p, 'r')
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      throw new InputError('archive.open', code === 'ENOENT' ? `archive not found: ${p}` : `cannot open ${p}: ${code ?? (error as Error).message}`)
+    }
+    return true
+  }
+
+  private async fill(): Promise<boolean> {
+    while (!this.eof) {
+      const chunk = Buffer.allocUnsafe(READ_CHUNK)
+      // eslint-disable-next-line no-await-in-loop
+      const {bytesRead} = await this.fh!.read(chunk, 0, READ_CHUNK, null)
+      if (bytesRead > 0) {
+        const got = chunk.subarray(0, bytesRead)
+        this.buf = this.buf.length === 0 ? got : Buffer.concat([this.buf, got])
+        return true
+      }
+      // eslint-disable-next-line no-await-in-loop
+      await this.nextPart()
+    }
+    return false
+  }
+
+  /** Up to `max` bytes (at least 1 unless at end of input). */
+  async readSome(max: number): Promise<Buffer> {
+    if (this.buf.length === 0 && !(await this.fill())) return Buffer.alloc(0)
+    const n = Math.min(max, this.buf.length)
+    const out = this.buf.subarray(0, n)
+    this.buf = this.buf.subarray(n)
+    this.position += n
+    return out
+  }
+
+  /** Exactly `n` bytes, or a VerifyError naming `what` when the input ends first. */
+  async readExact(n: number, what: string): Promise<Buffer> {
+    const parts: Buffer[] = []
+    let need = n
+    while (need > 0) {
+      // eslint-disable-next-line no-await-in-loop
+      const b = await this.readSome(need)
+      if (b.length === 0) throw new VerifyError('archive.truncated', `archive is truncated: ${what} ends early (at byte ${this.position})`, {entry: what})
+      parts.push(b)
+      need -= b.length
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts)
+  }
+
+  async close(): Promise<void> {
+    await this.fh?.close()
+    this.fh = undefined
+    this.eof = true
+  }
+}

@@ -1,0 +1,120 @@
+import {blobPath, Descriptor, MediaType} from '../../core/model.js'
+import {sha256Hex} from '../../core/digest.js'
+
+export const FORMAT_VERSION = 1
+
+export const ENTRY = {
+  METADATA: 'airlock.json',
+  CHECKSUMS: 'checksums.sha256',
+  SIGNATURE: 'checksums.sha256.asc',
+  OCI_LAYOUT: 'oci-layout',
+  INDEX: 'index.json',
+  DOCKER_MANIFEST: 'manifest.json',
+} as const
+
+/** Fixed order of the entries that precede the blobs. */
+export const HEAD_ENTRIES = [ENTRY.METADATA, ENTRY.CHECKSUMS, ENTRY.SIGNATURE, ENTRY.OCI_LAYOUT, ENTRY.INDEX, ENTRY.DOCKER_MANIFEST] as const
+
+export const LIMITS = {
+  [ENTRY.METADATA]: 16 * 1024 * 1024,
+  [ENTRY.CHECKSUMS]: 16 * 1024 * 1024,
+  [ENTRY.SIGNATURE]: 64 * 1024,
+  [ENTRY.OCI_LAYOUT]: 4 * 1024,
+  [ENTRY.INDEX]: 4 * 1024 * 1024,
+  [ENTRY.DOCKER_MANIFEST]: 4 * 1024 * 1024,
+} as Record<string, number>
+
+export const BLOB_NAME_RE = /^blobs\/sha256\/([a-f0-9]{64})$/
+
+export interface BlobRef {
+  digest: string
+  size: number
+}
+
+export interface ManifestRecord {
+  digest: string
+  mediaType: string
+  size: number
+  platform: string
+  config: string
+  layers: string[]
+}
+
+export interface ImageRecord {
+  ref: string
+  name: string
+  mediaType: string
+  digest: string
+  size: number
+  sourceDigest: string
+  platforms: string[]
+  manifests: ManifestRecord[]
+  dockerManifest: string
+  blobs: BlobRef[]
+}
+
+export interface AirlockMetadata {
+  formatVersion: number
+  tool: {name: string; version: string}
+  bundle: {name: string; version: string; description?: string; created: string; expires?: string}
+  images: ImageRecord[]
+  blobs: {count: number; bytes: number; referencedBytes: number}
+}
+
+export const OCI_LAYOUT_CONTENT = Buffer.from('{"imageLayoutVersion":"1.0.0"}')
+
+export function stableJson(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value, null, 2) + '\n')
+}
+
+export function buildIndexJson(images: ImageRecord[]): Buffer {
+  const manifests: Descriptor[] = images.map((img) => ({
+    mediaType: img.mediaType,
+    digest: img.digest,
+    size: img.size,
+    annotations: {
+      'io.containerd.image.name': img.name,
+      'org.opencontainers.image.ref.name': img.name,
+    },
+  }))
+  return stableJson({schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests})
+}
+
+/** Docker's load manifest: tags only for references that carry a tag (digest-only images load untagged). */
+export function dockerRepoTags(name: string): string[] {
+  const at = name.indexOf('@')
+  const base = at === -1 ? name : name.slice(0, at)
+  const lastSlash = base.lastIndexOf('/')
+  return base.indexOf(':', lastSlash + 1) === -1 ? [] : [base]
+}
+
+export function buildDockerManifestJson(images: ImageRecord[]): Buffer {
+  const entries = images.map((img) => {
+    const m = img.manifests.find((x) => x.digest === img.dockerManifest)
+    if (!m) throw new Error(`dockerManifest ${img.dockerManifest} not among manifests of ${img.name}`)
+    return {Config: blobPath(m.config), RepoTags: dockerRepoTags(img.name), Layers: m.layers.map((l) => blobPath(l))}
+  })
+  return stableJson(entries)
+}
+
+/** `sha256sum` format: "HEX  PATH\n", sorted by path in byte order. */
+export function buildChecksums(files: Map<string, string>): Buffer {
+  const names = [...files.keys()].sort(byteOrder)
+  return Buffer.from(names.map((n) => `${files.get(n)}  ${n}\n`).join(''))
+}
+
+export function byteOrder(a: string, b: string): number {
+  const ba = Buffer.from(a)
+  const bb = Buffer.from(b)
+  return Buffer.compare(ba, bb)
+}
+
+export function fileHashes(meta: Buffer, index: Buffer, dockerManifest: Buffer, blobDigests: string[]): Map<string, string> {
+  const files = new Map<string, string>()
+  files.set(ENTRY.METADATA, sha256Hex(meta))
+  files.set(ENTRY.OCI_LAYOUT, sha256Hex(OCI_LAYOUT_CONTENT))
+  files.set(ENTRY.INDEX, sha256Hex(index))
+  files.set(ENTRY.DOCKER_MANIFEST, sha256Hex(dockerManifest))
+  for (const d of blobDigests) files.set(blobPath(d), d.slice(7))
+  return files
+}

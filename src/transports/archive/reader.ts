@@ -1,0 +1,395 @@
+import {createHash} from 'node:crypto'
+
+import type * as openpgp from 'openpgp'
+
+import {InputError, VerifyError} from '../../core/errors.js'
+import {blobPath, DIGEST_RE, ImageIndex, ImageManifest, isIndexMediaType, MAX_MANIFEST_BYTES} from '../../core/model.js'
+import {sha256Hex} from '../../core/digest.js'
+import {SignerInfo, verifyDetached} from '../../sign/signature.js'
+import {ByteReader, READ_CHUNK} from './bytes.js'
+import {
+  AirlockMetadata, BLOB_NAME_RE, buildDockerManifestJson, buildIndexJson, ENTRY, FORMAT_VERSION, ImageRecord, LIMITS,
+  OCI_LAYOUT_CONTENT,
+} from './metadata.js'
+import {BLOCK, isZeroBlock, paddingFor, parseHeader, TarHeader} from './tar.js'
+
+/** Everything known once the signature and the metadata entries have been checked. */
+export interface VerifiedHead {
+  metadata: AirlockMetadata
+  signer?: SignerInfo
+  /** Raw bytes of the verified metadata entries, by entry name. */
+  raw: Map<string, Buffer>
+  /** hex → expected size, for every blob the archive must contain, in archive order. */
+  blobs: Map<string, number>
+}
+
+/**
+ * A consumer of a verified stream (an install target). Nothing it receives may become visible
+ * before `commit()`: `blob()` data is verified only when its iterable completes without throwing.
+ */
+export interface ArchiveSink {
+  begin?(head: VerifiedHead): Promise<void>
+  blob?(digest: string, size: number, data: AsyncIterable<Buffer>): Promise<void>
+  commit?(head: VerifiedHead): Promise<void>
+  abort?(error: unknown): Promise<void>
+}
+
+export interface ReadOptions {
+  trustedKeys: openpgp.Key[]
+  allowUnsigned?: boolean
+  now?: Date
+  sink?: ArchiveSink
+  /** Stop after the metadata entries (inspect). */
+  headOnly?: boolean
+  /** Check the bundle's expiry (default true). */
+  checkExpiry?: boolean
+}
+
+export interface VerifyReport {
+  ok: true
+  archive: string
+  signed: boolean
+  signer?: SignerInfo
+  bundle: AirlockMetadata['bundle']
+  images: {name: string; ref: string; digest: string; platforms: string[]}[]
+  entries: number
+  blobs: number
+  bytes: number
+}
+
+const CHECKSUM_LINE = /^([a-f0-9]{64}) {2}(.+)$/
+
+function fail(code: string, entry: string, reason: string): never {
+  throw new VerifyError(code, `${entry}: ${reason}`, {entry})
+}
+
+function parseChecksums(text: Buffer): Map<string, string> {
+  const s = text.toString('utf8')
+  if (!s.endsWith('\n')) fail('archive.bad_checksums', ENTRY.CHECKSUMS, 'does not end with a newline')
+  const lines = s.slice(0, -1).split('\n')
+  const out = new Map<string, string>()
+  let prev: string | undefined
+  for (const [i, line] of lines.entries()) {
+    const m = CHECKSUM_LINE.exec(line)
+    if (!m) fail('archive.bad_checksums', ENTRY.CHECKSUMS, `line ${i + 1} is not "HEX  PATH"`)
+    const [, hex, name] = m
+    const allowed = name === ENTRY.METADATA || name === ENTRY.OCI_LAYOUT || name === ENTRY.INDEX || name === ENTRY.DOCKER_MANIFEST || BLOB_NAME_RE.test(name)
+    if (!allowed) fail('archive.bad_checksums', ENTRY.CHECKSUMS, `line ${i + 1} names an unexpected path ${JSON.stringify(name.slice(0, 200))}`)
+    if (prev !== undefined && Buffer.compare(Buffer.from(prev), Buffer.from(name)) >= 0) {
+      fail('archive.bad_checksums', ENTRY.CHECKSUMS, `line ${i + 1}: paths are not sorted and unique (${name})`)
+    }
+    const blob = BLOB_NAME_RE.exec(name)
+    if (blob && blob[1] !== hex) fail('archive.bad_checksums', ENTRY.CHECKSUMS, `line ${i + 1}: checksum of ${name} is not its own name`)
+    out.set(name, hex)
+    prev = name
+  }
+  for (const required of [ENTRY.METADATA, ENTRY.OCI_LAYOUT, ENTRY.INDEX, ENTRY.DOCKER_MANIFEST]) {
+    if (!out.has(required)) fail('archive.bad_checksums', ENTRY.CHECKSUMS, `does not list ${required}`)
+  }
+  return out
+}
+
+function parseJson(entry: string, data: Buffer): unknown {
+  try {
+    return JSON.parse(data.toString('utf8'))
+  } catch (error) {
+    fail('archive.bad_json', entry, `is not valid JSON (${(error as Error).message})`)
+  }
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function checkMetadataShape(m: unknown): asserts m is AirlockMetadata {
+  const e = ENTRY.METADATA
+  if (!isObj(m)) fail('archive.bad_metadata', e, 'is not a JSON object')
+  if (m.formatVersion !== FORMAT_VERSION) fail('archive.unsupported_format', e, `format version ${JSON.stringify(m.formatVersion)} is not supported (this airlock reads version ${FORMAT_VERSION})`)
+  if (!isObj(m.bundle) || typeof m.bundle.name !== 'string' || typeof m.bundle.version !== 'string' || typeof m.bundle.created !== 'string') {
+    fail('archive.bad_metadata', e, 'bundle name/version/created missing')
+  }
+  if (!Array.isArray(m.images) || m.images.length === 0) fail('archive.bad_metadata', e, 'lists no images')
+  for (const [i, img] of (m.images as unknown[]).entries()) {
+    const where = `image #${i + 1}`
+    if (!isObj(img)) fail('archive.bad_metadata', e, `${where} is not an object`)
+    for (const k of ['ref', 'name', 'mediaType', 'digest', 'sourceDigest', 'dockerManifest']) {
+      if (typeof img[k] !== 'string') fail('archive.bad_metadata', e, `${where}: ${k} missing`)
+    }
+    if (!DIGEST_RE.test(img.digest as string)) fail('archive.bad_metadata', e, `${where}: bad digest`)
+    if (!Number.isSafeInteger(img.size) || (img.size as number) < 0) fail('archive.bad_metadata', e, `${where}: bad size`)
+    if (!Array.isArray(img.platforms) || !Array.isArray(img.manifests) || !Array.isArray(img.blobs)) fail('archive.bad_metadata', e, `${where}: platforms/manifests/blobs missing`)
+    for (const b of img.blobs as unknown[]) {
+      if (!isObj(b) || typeof b.digest !== 'string' || !DIGEST_RE.test(b.digest) || !Number.isSafeInteger(b.size) || (b.size as number) < 0) {
+        fail('archive.bad_metadata', e, `${where}: bad blob entry`)
+      }
+    }
+    for (const mf of img.manifests as unknown[]) {
+      if (!isObj(mf) || typeof mf.digest !== 'string' || !DIGEST_RE.test(mf.digest) || typeof mf.config !== 'string' || !DIGEST_RE.test(mf.config) || !Array.isArray(mf.layers) || !(mf.layers as unknown[]).every((l) => typeof l === 'string' && DIGEST_RE.test(l))) {
+        fail('archive.bad_metadata', e, `${where}: bad manifest entry`)
+      }
+    }
+  }
+}
+
+/** Cross-check airlock.json, index.json and manifest.json, and compute the expected blob set. */
+function crossCheck(meta: AirlockMetadata, raw: Map<string, Buffer>, sums: Map<string, string>): Map<string, number> {
+  // index.json and manifest.json must be exactly what airlock.json implies (they are derived data).
+  if (!buildIndexJson(meta.images).equals(raw.get(ENTRY.INDEX)!)) {
+    fail('archive.inconsistent', ENTRY.INDEX, 'does not match the images in airlock.json')
+  }
+  let dockerManifest: Buffer
+  try {
+    dockerManifest = buildDockerManifestJson(meta.images)
+  } catch (error) {
+    fail('archive.inconsistent', ENTRY.METADATA, (error as Error).message)
+  }
+  if (!dockerManifest.equals(raw.get(ENTRY.DOCKER_MANIFEST)!)) {
+    fail('archive.inconsistent', ENTRY.DOCKER_MANIFEST, 'does not match the images in airlock.json')
+  }
+  const expected = new Map<string, number>()
+  for (const img of meta.images) {
+    const own = new Map(img.blobs.map((b) => [b.digest, b.size]))
+    const need = [img.digest, ...img.manifests.flatMap((m) => [m.digest, m.config, ...m.layers])]
+    for (const d of need) if (!own.has(d)) fail('archive.inconsistent', ENTRY.METADATA, `image ${img.name}: blob ${d} is used but not listed`)
+    if (own.get(img.digest) !== img.size) fail('archive.inconsistent', ENTRY.METADATA, `image ${img.name}: size of ${img.digest} disagrees`)
+    for (const [d, size] of own) {
+      const prev = expected.get(d.slice(7))
+      if (prev !== undefined && prev !== size) fail('archive.inconsistent', ENTRY.METADATA, `blob ${d} is listed with two sizes`)
+      expected.set(d.slice(7), size)
+    }
+  }
+  const listed = [...sums.keys()].filter((n) => BLOB_NAME_RE.test(n))
+  for (const name of listed) {
+    if (!expected.has(name.slice(13))) fail('archive.inconsistent', name, 'is listed in checksums.sha256 but used by no image')
+  }
+  for (const hex of expected.keys()) {
+    if (!sums.has(`blobs/sha256/${hex}`)) fail('archive.inconsistent', `blobs/sha256/${hex}`, 'is used by an image but not listed in checksums.sha256')
+  }
+  return new Map([...expected.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+}
+
+/** Manifests and indexes among the blobs: what each must reference, to check their content. */
+function manifestExpectations(meta: AirlockMetadata): Map<string, {kind: 'index' | 'manifest'; children: Set<string>}> {
+  const out = new Map<string, {kind: 'index' | 'manifest'; children: Set<string>}>()
+  for (const img of meta.images) {
+    for (const m of img.manifests) out.set(m.digest, {kind: 'manifest', children: new Set([m.config, ...m.layers])})
+    if (isIndexMediaType(img.mediaType)) {
+      out.set(img.digest, {kind: 'index', children: new Set(img.manifests.map((m) => m.digest))})
+    } else if (img.manifests.length !== 1 || img.manifests[0].digest !== img.digest) {
+      fail('archive.inconsistent', ENTRY.METADATA, `image ${img.name}: a single manifest image must list itself as its manifest`)
+    }
+  }
+  return out
+}
+
+function checkManifestContent(digest: string, data: Buffer, want: {kind: 'index' | 'manifest'; children: Set<string>}): void {
+  const entry = blobPath(digest)
+  const doc = parseJson(entry, data)
+  if (!isObj(doc)) fail('archive.bad_manifest', entry, 'is not a JSON object')
+  const refs = want.kind === 'index'
+    ? ((doc as unknown as ImageIndex).manifests ?? []).map((d) => d?.digest)
+    : [(doc as unknown as ImageManifest).config?.digest, ...((doc as unknown as ImageManifest).layers ?? []).map((d) => d?.digest)]
+  const got = new Set(refs)
+  if (got.size !== want.children.size || ![...want.children].every((d) => got.has(d))) {
+    fail('archive.inconsistent', entry, `${want.kind} references other blobs than airlock.json lists`)
+  }
+}
+
+/**
+ * The bytes of one entry, hashed as they pass. The final chunk is held back until the hash has
+ * been checked, so a consumer never receives a complete entry whose content is wrong.
+ */
+async function* entryChunks(reader: ByteReader, header: TarHeader, hexWanted: string, entry: string): AsyncGenerator<Buffer> {
+  const h = createHash('sha256')
+  let left = header.size
+  let held: Buffer | undefined
+  while (left > 0) {
+    // eslint-disable-next-line no-await-in-loop
+    const b = await reader.readSome(Math.min(left, READ_CHUNK))
+    if (b.length === 0) fail('archive.truncated', entry, `archive is truncated inside this entry (${left} bytes missing)`)
+    h.update(b)
+    left -= b.length
+    if (held) yield held
+    held = b
+  }
+  const pad = paddingFor(header.size)
+  if (pad) await reader.readExact(pad, entry)
+  const got = h.digest('hex')
+  if (got !== hexWanted) fail('archive.digest_mismatch', entry, `content does not match its signed sha256 (got ${got})`)
+  if (held) yield held
+}
+
+/**
+ * Verify an archive in ONE streaming pass and, when a sink is given, feed it the verified
+ * content in the same pass. Throws VerifyError naming the entry and the reason; on any failure
+ * the sink is aborted before the error propagates.
+ */
+export async function readArchive(parts: string[], opts: ReadOptions): Promise<VerifyReport & {head: VerifiedHead}> {
+  const reader = await ByteReader.open(parts)
+  const {sink} = opts
+  let began = false
+  try {
+    let index = 0
+    const nextHeader = async (): Promise<TarHeader | undefined> => {
+      const block = await reader.readExact(BLOCK, index === 0 ? 'archive header' : `header of entry #${index + 1}`)
+      if (isZeroBlock(block)) return undefined
+      index++
+      return parseHeader(block, index)
+    }
+    const readSmall = async (expectName: string, optional = false): Promise<Buffer | undefined> => {
+      const pos = reader.position
+      const h = await nextHeader()
+      if (!h) {
+        if (optional) return undefined
+        fail('archive.missing_entry', expectName, 'is missing (archive ends before it)')
+      }
+      if (h.name !== expectName) {
+        if (optional) {
+          pendingHeader = h
+          void pos
+          return undefined
+        }
+        fail('archive.unexpected_entry', h.name.slice(0, 200), `found where ${expectName} was expected (${describeName(h.name)})`)
+      }
+      if (h.size > LIMITS[expectName]) fail('archive.entry_too_large', expectName, `is ${h.size} bytes, more than the ${LIMITS[expectName]} allowed`)
+      const data = await reader.readExact(h.size, expectName)
+      const pad = paddingFor(h.size)
+      if (pad) await reader.readExact(pad, expectName)
+      return data
+    }
+    let pendingHeader: TarHeader | undefined
+
+    const metaBytes = (await readSmall(ENTRY.METADATA))!
+    const sumsBytes = (await readSmall(ENTRY.CHECKSUMS))!
+    const sigBytes = await readSmall(ENTRY.SIGNATURE, true)
+
+    let signer: SignerInfo | undefined
+    if (sigBytes) {
+      if (opts.trustedKeys.length === 0) {
+        if (!opts.allowUnsigned) throw new InputError('signature.no_keys', 'no trusted key given: pass --key PUB.asc (or --allow-unsigned to skip the signature check)')
+      } else {
+        signer = await verifyDetached(sumsBytes, sigBytes.toString('utf8'), opts.trustedKeys)
+      }
+    } else if (!opts.allowUnsigned) {
+      fail('signature.missing', ENTRY.SIGNATURE, 'archive is unsigned (pass --allow-unsigned to accept it)')
+    }
+
+    const sums = parseChecksums(sumsBytes)
+    if (sha256Hex(metaBytes) !== sums.get(ENTRY.METADATA)) fail('archive.digest_mismatch', ENTRY.METADATA, 'content does not match its signed sha256')
+    const metaDoc = parseJson(ENTRY.METADATA, metaBytes)
+    checkMetadataShape(metaDoc)
+    const metadata = metaDoc
+    if (opts.checkExpiry !== false && metadata.bundle.expires) {
+      const exp = new Date(metadata.bundle.expires)
+      const now = opts.now ?? new Date()
+      if (Number.isNaN(exp.getTime()) || exp.getTime() <= now.getTime()) {
+        fail('bundle.expired', ENTRY.METADATA, `bundle ${metadata.bundle.name} ${metadata.bundle.version} expired on ${metadata.bundle.expires}`)
+      }
+    }
+    const raw = new Map<string, Buffer>([[ENTRY.METADATA, metaBytes], [ENTRY.CHECKSUMS, sumsBytes]])
+    if (sigBytes) raw.set(ENTRY.SIGNATURE, sigBytes)
+    const headOnlyBlobs = new Map<string, number>()
+    if (opts.headOnly) {
+      return {ok: true, archive: parts[0], ...summary(metadata, signer, sigBytes !== undefined), entries: index, blobs: headOnlyBlobs.size, bytes: reader.position, head: {metadata, signer, raw, blobs: headOnlyBlobs}}
+    }
+
+    for (const name of [ENTRY.OCI_LAYOUT, ENTRY.INDEX, ENTRY.DOCKER_MANIFEST]) {
+      let data: Buffer
+      if (pendingHeader) {
+        const h = pendingHeader
+        pendingHeader = undefined
+        if (h.name !== name) fail('archive.unexpected_entry', h.name.slice(0, 200), `found where ${name} was expected (${describeName(h.name)})`)
+        if (h.size > LIMITS[name]) fail('archive.entry_too_large', name, `is ${h.size} bytes, more than the ${LIMITS[name]} allowed`)
+        data = await reader.readExact(h.size, name)
+        const pad = paddingFor(h.size)
+        if (pad) await reader.readExact(pad, name)
+      } else {
+        // eslint-disable-next-line no-await-in-loop
+        data = (await readSmall(name))!
+      }
+      if (sha256Hex(data) !== sums.get(name)) fail('archive.digest_mismatch', name, 'content does not match its signed sha256')
+      raw.set(name, data)
+    }
+    if (!raw.get(ENTRY.OCI_LAYOUT)!.equals(OCI_LAYOUT_CONTENT)) fail('archive.inconsistent', ENTRY.OCI_LAYOUT, 'unexpected content')
+    const blobs = crossCheck(metadata, raw, sums)
+    const manifests = manifestExpectations(metadata)
+    const head: VerifiedHead = {metadata, signer, raw, blobs}
+
+    began = true
+    await sink?.begin?.(head)
+
+    let prevHex = ''
+    const seen = new Set<string>()
+    for (;;) {
+      // eslint-disable-next-line no-await-in-loop
+      const h = await nextHeader()
+      if (!h) break
+      const m = BLOB_NAME_RE.exec(h.name)
+      if (!m) fail('archive.unexpected_entry', h.name.slice(0, 200), describeName(h.name))
+      const hex = m[1]
+      if (seen.has(hex)) fail('archive.duplicate_entry', h.name, 'appears twice')
+      const size = blobs.get(hex)
+      if (size === undefined) fail('archive.unexpected_entry', h.name, 'is not listed in the signed checksums.sha256')
+      if (hex < prevHex) fail('archive.bad_order', h.name, 'blobs are not in sorted order')
+      if (h.size !== size) fail('archive.size_mismatch', h.name, `is ${h.size} bytes, the signed metadata says ${size}`)
+      seen.add(hex)
+      prevHex = hex
+      const digest = `sha256:${hex}`
+      const want = manifests.get(digest)
+      if (want) {
+        if (h.size > MAX_MANIFEST_BYTES) fail('archive.entry_too_large', h.name, 'manifest is larger than 4 MiB')
+        const chunks: Buffer[] = []
+        // eslint-disable-next-line no-await-in-loop
+        for await (const c of entryChunks(reader, h, hex, h.name)) chunks.push(c)
+        const data = Buffer.concat(chunks)
+        checkManifestContent(digest, data, want)
+        // eslint-disable-next-line no-await-in-loop
+        if (sink?.blob) await sink.blob(digest, size, (async function* () { yield data })())
+      } else if (sink?.blob) {
+        const gen = entryChunks(reader, h, hex, h.name)
+        // eslint-disable-next-line no-await-in-loop
+        await sink.blob(digest, size, gen)
+        // A sink that skipped this blob (e.g. --only, or already on the target): still verify it.
+        // eslint-disable-next-line no-await-in-loop
+        for await (const _ of gen) { /* drain */ }
+      } else {
+        // eslint-disable-next-line no-await-in-loop
+        for await (const _ of entryChunks(reader, h, hex, h.name)) { /* hash only */ }
+      }
+    }
+    for (const hex of blobs.keys()) {
+      if (!seen.has(hex)) fail('archive.missing_entry', `blobs/sha256/${hex}`, 'is listed in the signed checksums.sha256 but missing from the archive')
+    }
+    // After the end-of-archive marker only zero padding may follow.
+    const rest = await reader.readExact(BLOCK, 'end-of-archive marker')
+    if (!isZeroBlock(rest)) fail('archive.bad_trailer', 'end-of-archive marker', 'is not two zero blocks')
+    for (;;) {
+      // eslint-disable-next-line no-await-in-loop
+      const b = await reader.readSome(READ_CHUNK)
+      if (b.length === 0) break
+      if (!isZeroBlock(b)) fail('archive.trailing_data', 'end of archive', `unexpected data after the end-of-archive marker (at byte ${reader.position - b.length})`)
+    }
+    await sink?.commit?.(head)
+    return {ok: true, archive: parts[0], ...summary(metadata, signer, sigBytes !== undefined), entries: index, blobs: seen.size, bytes: reader.position, head}
+  } catch (error) {
+    if (began || sink) await sink?.abort?.(error).catch(() => {})
+    throw error
+  } finally {
+    await reader.close()
+  }
+}
+
+function describeName(name: string): string {
+  if (name.startsWith('/')) return 'absolute path names are not allowed'
+  if (name.split('/').includes('..')) return 'path names with ".." are not allowed'
+  return 'not a name this format allows'
+}
+
+function summary(metadata: AirlockMetadata, signer: SignerInfo | undefined, signed: boolean) {
+  return {
+    signed,
+    ...(signer ? {signer} : {}),
+    bundle: metadata.bundle,
+    images: metadata.images.map((i: ImageRecord) => ({name: i.name, ref: i.ref, digest: i.digest, platforms: i.platforms})),
+  }
+}

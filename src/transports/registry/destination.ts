@@ -1,0 +1,193 @@
+import {createReadStream, createWriteStream} from 'node:fs'
+import {mkdtemp, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {Readable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+
+import pLimit from 'p-limit'
+
+import {AirlockError} from '../../core/errors.js'
+import {hexOf} from '../../core/model.js'
+import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
+import {parseReference, formatReference, Reference} from '../../spec/reference.js'
+import type {VerifiedHead} from '../archive/reader.js'
+import type {ImageRecord} from '../archive/metadata.js'
+import {RegistryClient} from './client.js'
+import {resolveCredentials} from './credentials.js'
+
+export interface RegistryTarget {
+  host: string
+  prefix: string
+}
+
+/** `registry://HOST[:PORT][/PREFIX]` */
+export function parseRegistryTarget(s: string): RegistryTarget {
+  const rest = s.replace(/^registry:\/\//, '')
+  const slash = rest.indexOf('/')
+  const host = slash === -1 ? rest : rest.slice(0, slash)
+  const prefix = slash === -1 ? '' : rest.slice(slash + 1).replace(/\/+$/, '')
+  if (!/^[a-zA-Z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$/.test(host)) {
+    throw new AirlockError('install.bad_target', `invalid registry target ${JSON.stringify(s)}: expected registry://HOST[:PORT][/PREFIX]`, {exitCode: 2})
+  }
+  if (prefix && !/^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)*$/.test(prefix)) {
+    throw new AirlockError('install.bad_target', `invalid repository prefix ${JSON.stringify(prefix)} in ${s}`, {exitCode: 2})
+  }
+  return {host, prefix}
+}
+
+/** Where an image lands: its repository path under PREFIX on HOST, same tag (or digest). */
+export function targetReference(name: string, t: RegistryTarget): Reference {
+  const r = parseReference(name)
+  return {registry: t.host, repository: t.prefix ? `${t.prefix}/${r.repository}` : r.repository, ...(r.tag ? {tag: r.tag} : {}), ...(r.tag ? {} : {digest: r.digest})}
+}
+
+/**
+ * `registry://…`: push. Blobs are spooled to a private temp file as they are verified (so an
+ * upload can be retried) and uploaded concurrently (HEAD first, cross-repo mount for blobs
+ * shared between repositories). Manifests and tags are pushed only in commit(), after the whole
+ * archive verified: platform manifests by digest, then indexes, then tags last.
+ */
+export async function registryDestination(ctx: DestinationContext & {target: string; insecure?: boolean; caFile?: string; registryConfig?: string; jobs?: number; retries?: number; retryBaseDelayMs?: number}): Promise<Destination> {
+  const t = parseRegistryTarget(ctx.target)
+  const client = new RegistryClient({
+    host: t.host,
+    insecure: ctx.insecure,
+    caFile: ctx.caFile,
+    credentials: () => resolveCredentials(t.host, {registryConfig: ctx.registryConfig}),
+    ...(ctx.retries === undefined ? {} : {retries: ctx.retries}),
+    ...(ctx.retryBaseDelayMs === undefined ? {} : {retryBaseDelayMs: ctx.retryBaseDelayMs}),
+    onRetry: (i) => ctx.progress.note(`retrying ${t.host} (attempt ${i.attempt}): ${i.reason}`),
+  })
+  const limit = pLimit(Math.max(1, ctx.jobs ?? 8))
+  let images: ImageRecord[] = []
+  let spool = ''
+  /** digest → repositories that need it */
+  const repos = new Map<string, string[]>()
+  const present = new Map<string, Set<string>>()
+  const manifestBytes = new Map<string, Buffer>()
+  const manifestDigests = new Set<string>()
+  const uploads: Promise<void>[] = []
+  const inflight = new Set<Promise<void>>()
+  let failed: unknown
+  const pushed = {uploaded: 0, mounted: 0, existing: 0}
+
+  const repoOf = (img: ImageRecord) => targetReference(img.name, t).repository
+
+  async function pushBlob(digest: string, size: number, file: string): Promise<void> {
+    const rs = repos.get(digest) ?? []
+    let first: string | undefined
+    for (const repo of rs) {
+      if (present.get(digest)?.has(repo)) {
+        first ??= repo
+        pushed.existing++
+        continue
+      }
+      // eslint-disable-next-line no-await-in-loop
+      const r = await client.putBlob(repo, digest, size, () => createReadStream(file), first ? {mountFrom: first} : {})
+      pushed[r === 'exists' ? 'existing' : r]++
+      first ??= repo
+    }
+  }
+
+  return {
+    kind: 'registry',
+    async begin(head: VerifiedHead) {
+      images = ctx.selected(head)
+      for (const img of images) {
+        const repo = repoOf(img)
+        for (const m of img.manifests) manifestDigests.add(m.digest)
+        manifestDigests.add(img.digest)
+        for (const b of img.blobs) {
+          const list = repos.get(b.digest) ?? []
+          if (!list.includes(repo)) list.push(repo)
+          repos.set(b.digest, list)
+        }
+      }
+      // What the registry already has is skipped (HEAD), so reruns after an interruption are cheap.
+      await Promise.all([...repos.entries()].filter(([d]) => !manifestDigests.has(d)).map(([digest, rs]) => limit(async () => {
+        const have = new Set<string>()
+        for (const repo of rs) {
+          // eslint-disable-next-line no-await-in-loop
+          if (await client.hasBlob(repo, digest)) have.add(repo)
+        }
+        present.set(digest, have)
+      })))
+      spool = await mkdtemp(path.join(os.tmpdir(), 'airlock-push-'))
+    },
+    async blob(digest, size, data) {
+      if (failed) throw failed
+      const rs = repos.get(digest)
+      if (!rs) return
+      if (manifestDigests.has(digest)) {
+        const chunks: Buffer[] = []
+        for await (const c of data) chunks.push(c)
+        manifestBytes.set(digest, Buffer.concat(chunks))
+        return
+      }
+      if (rs.every((r) => present.get(digest)?.has(r))) {
+        pushed.existing += rs.length
+        return
+      }
+      const file = path.join(spool, hexOf(digest))
+      await pipeline(Readable.from(data), createWriteStream(file))
+      // Bound the backlog: no more spooled-but-unsent blobs than the pool can work on.
+      while (inflight.size > limit.concurrency * 2) {
+        // eslint-disable-next-line no-await-in-loop
+        await Promise.race(inflight)
+      }
+      const task: Promise<void> = limit(async () => {
+        try {
+          await pushBlob(digest, size, file)
+          ctx.progress.advance(size)
+        } catch (error) {
+          failed ??= error
+          throw error
+        } finally {
+          await rm(file, {force: true})
+        }
+      }).catch(() => {}).finally(() => inflight.delete(task))
+      inflight.add(task)
+      uploads.push(task)
+    },
+    async commit() {
+      await Promise.all(uploads)
+      if (failed) throw failed
+      // manifests after their blobs, indexes after their manifests, tags last
+      for (const img of images) {
+        const repo = repoOf(img)
+        for (const m of img.manifests) {
+          if (m.digest === img.digest) continue
+          // eslint-disable-next-line no-await-in-loop
+          await client.putManifest(repo, m.digest, manifestBytes.get(m.digest)!, m.mediaType)
+        }
+      }
+      for (const img of images) {
+        const ref = targetReference(img.name, t)
+        // eslint-disable-next-line no-await-in-loop
+        const got = await client.putManifest(ref.repository, ref.tag ?? img.digest, manifestBytes.get(img.digest)!, img.mediaType)
+        if (got !== img.digest) throw new AirlockError('install.registry_digest', `${formatReference(ref)}: registry stored ${got}, expected ${img.digest}`)
+        ctx.progress.note(`  pushed ${formatReference(ref)}  ${img.digest}`)
+      }
+      await rm(spool, {recursive: true, force: true})
+    },
+    async abort(error) {
+      failed ??= error
+      limit.clearQueue()
+      await Promise.all(uploads)
+      if (spool) await rm(spool, {recursive: true, force: true})
+    },
+    async confirm(): Promise<InstalledImage[]> {
+      const out: InstalledImage[] = []
+      for (const img of images) {
+        const ref = targetReference(img.name, t)
+        // eslint-disable-next-line no-await-in-loop
+        const h = await client.headManifest(ref.repository, ref.tag ?? img.digest)
+        if (!h || h.digest !== img.digest) throw new AirlockError('install.confirm_failed', `${formatReference(ref)} is ${h?.digest ?? 'missing'} on the registry, expected ${img.digest}`)
+        out.push({name: formatReference(ref), digest: img.digest, confirmed: h.digest})
+      }
+      client.close()
+      return out
+    },
+  }
+}

@@ -1,0 +1,47 @@
+import * as openpgp from 'openpgp'
+
+import {loadTrustedKeys} from '../sign/keys.js'
+import {readArchive} from '../transports/archive/reader.js'
+import {ENTRY} from '../transports/archive/metadata.js'
+
+export interface InspectResult {
+  archive: string
+  formatVersion: number
+  tool: string
+  bundle: {name: string; version: string; description?: string; created: string; expires?: string}
+  signature: {status: 'verified' | 'unverified' | 'unsigned'; fingerprint?: string; keyId?: string; userId?: string}
+  images: {ref: string; name: string; digest: string; sourceDigest: string; platforms: string[]; size: number; blobs: number; sharedBlobs: number}[]
+  blobs: {count: number; bytes: number; referencedBytes: number; saved: number; shared: number}
+}
+
+/** `airlock inspect`: the metadata entries only. */
+export async function inspectArchive(opts: {archive: string; keys: string[]}): Promise<InspectResult> {
+  const trustedKeys = opts.keys.length > 0 ? await loadTrustedKeys(opts.keys) : []
+  const {head, signed} = await readArchive([opts.archive], {trustedKeys, allowUnsigned: trustedKeys.length === 0, headOnly: true, checkExpiry: false})
+  const meta = head.metadata
+  let signature: InspectResult['signature'] = {status: 'unsigned'}
+  if (signed && head.signer) {
+    signature = {status: 'verified', fingerprint: head.signer.fingerprint, userId: head.signer.userId}
+  } else if (signed) {
+    const sig = await openpgp.readSignature({armoredSignature: head.raw.get(ENTRY.SIGNATURE)!.toString('utf8')}).catch(() => undefined)
+    signature = {status: 'unverified', keyId: sig?.getSigningKeyIDs()[0]?.toHex().toUpperCase()}
+  }
+  const uses = new Map<string, number>()
+  for (const img of meta.images) for (const b of img.blobs) uses.set(b.digest, (uses.get(b.digest) ?? 0) + 1)
+  return {
+    archive: opts.archive,
+    formatVersion: meta.formatVersion,
+    tool: meta.tool?.version ?? 'unknown',
+    bundle: meta.bundle,
+    signature,
+    images: meta.images.map((img) => ({
+      ref: img.ref, name: img.name, digest: img.digest, sourceDigest: img.sourceDigest, platforms: img.platforms,
+      size: img.blobs.reduce((a, b) => a + b.size, 0), blobs: img.blobs.length,
+      sharedBlobs: img.blobs.filter((b) => (uses.get(b.digest) ?? 0) > 1).length,
+    })),
+    blobs: {
+      count: meta.blobs.count, bytes: meta.blobs.bytes, referencedBytes: meta.blobs.referencedBytes,
+      saved: meta.blobs.referencedBytes - meta.blobs.bytes, shared: [...uses.values()].filter((n) => n > 1).length,
+    },
+  }
+}
