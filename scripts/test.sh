@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: build, bring up the real-service testbed (installing what it needs),
+# seed it, run every test against it, and take the testbed down again.
+# AIRLOCK_KEEP_TESTBED=1 leaves it running for the next run (faster local iterations).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d node_modules ] || npm ci --no-audit --no-fund
+npm run --silent build
+bash scripts/testbed.sh up
+if [ "${AIRLOCK_KEEP_TESTBED:-0}" != 1 ]; then trap 'bash scripts/testbed.sh down >/dev/null 2>&1 || true' EXIT; fi
+bash scripts/testbed.sh seed
+files=("$@")
+[ ${#files[@]} -gt 0 ] || files=(test/*.test.ts)
+node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
