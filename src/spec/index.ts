@@ -1,0 +1,6 @@
+export * from './types.js'
+export * from './reference.js'
+export * from './platform.js'
+export {loadBundleSpec, validateBundleText, resolveExpiry, formatProblem, readBundleText, MAX_SPEC_BYTES, MAX_PROBLEMS, MAX_ALIAS_COUNT, type ValidateOptions} from './load.js'
+export {SCHEMA_PATH, bundleSchema} from './schema.js'
+export {starterBundle} from './template.js'

@@ -1,0 +1,40 @@
+/**
+ * The JSON Schema in schemas/bundle.schema.json is the single source of truth for the bundle.yaml
+ * shape: editors use it for completion, and ajv runs it here. It is read at run time relative to the
+ * package root, which works both from src/ (tsx) and dist/ (tsc).
+ */
+import {readFileSync} from 'node:fs'
+import {fileURLToPath} from 'node:url'
+
+import {Ajv, type AnySchemaObject, type ValidateFunction} from 'ajv'
+
+import {AirlockError} from '../core/errors.js'
+
+/** Absolute path of schemas/bundle.schema.json in the installed package. */
+export const SCHEMA_PATH = fileURLToPath(new URL('../../schemas/bundle.schema.json', import.meta.url))
+
+let cachedSchema: AnySchemaObject | undefined
+let cachedValidator: ValidateFunction | undefined
+
+/** The parsed bundle JSON Schema. */
+export function bundleSchema(): AnySchemaObject {
+  if (!cachedSchema) {
+    try {
+      cachedSchema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as AnySchemaObject
+    } catch (error) {
+      throw new AirlockError('schema.missing', `cannot read the bundle schema at ${SCHEMA_PATH} (broken installation?)`, {cause: error})
+    }
+  }
+  return cachedSchema
+}
+
+/** A compiled ajv validator (allErrors, verbose: errors carry their schema and parentSchema). */
+export function bundleValidator(): ValidateFunction {
+  if (!cachedValidator) {
+    const ajv = new Ajv({allErrors: true, verbose: true, strict: true, strictTypes: false, strictRequired: false, logger: false})
+    // `errorMessage` is the friendly message shown for a failing keyword (yaml-language-server shows it too).
+    ajv.addKeyword({keyword: 'errorMessage', schemaType: 'string'})
+    cachedValidator = ajv.compile(bundleSchema())
+  }
+  return cachedValidator
+}

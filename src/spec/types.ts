@@ -1,0 +1,62 @@
+/** The normalised, validated form of a bundle.yaml (apiVersion airlock/v1, kind Bundle). */
+import type {Reference} from './reference.js'
+
+export type {Reference} from './reference.js'
+
+export interface BundleMetadata {
+  name: string
+  version: string
+  description?: string
+  /** As written: an RFC 3339 date/time or a duration after creation (`90d`, `12w`, `1y`, `48h`). See resolveExpiry(). */
+  expires?: string
+}
+
+export interface BundleSpec {
+  /** Absolute path of the bundle.yaml. */
+  file: string
+  /** Absolute directory of the bundle.yaml (relative paths in the spec are resolved against it). */
+  dir: string
+  metadata: BundleMetadata
+  /** Top-level default platforms, normalised (`linux/arm64/v8`), or 'all'. Default ['linux/amd64']. */
+  platforms: string[] | 'all'
+  images: ImageSpec[]
+  /** Keyed by normalised registry host[:port] (`index.docker.io` → `docker.io`). */
+  registries: Record<string, RegistryOptions>
+  signing?: {key?: string /* absolute path */; fingerprint?: string /* uppercase hex, no 0x */}
+}
+
+export interface ImageSpec {
+  ref: Reference
+  /** Full normalised source reference, e.g. `docker.io/library/nginx:latest`. */
+  refString: string
+  /** Full target reference: the spec's `name`, else ref without digest (tag kept; digest-only refs keep the digest). */
+  name: string
+  /** Normalised platforms for this image (its own, else the top-level ones), or 'all'. */
+  platforms: string[] | 'all'
+  /** Position of the image entry in bundle.yaml (1-based). */
+  line: number
+  col: number
+}
+
+export interface RegistryOptions {
+  insecure?: boolean
+  /** Absolute path of a PEM CA file. */
+  ca?: string
+  /** Names of the environment variables holding the credentials (never the credentials). */
+  auth?: {usernameEnv: string; passwordEnv: string}
+  mirrors?: string[]
+}
+
+/** One problem found in a bundle.yaml, with a 1-based position. */
+export interface Problem {
+  file: string
+  line: number
+  col: number
+  message: string
+  /** Stable machine-readable identifier, e.g. `schema.unknown-key`, `reference.invalid`. */
+  code: string
+}
+
+export const API_VERSION = 'airlock/v1'
+export const KIND = 'Bundle'
+export const DEFAULT_PLATFORMS: readonly string[] = ['linux/amd64']
