@@ -22,7 +22,7 @@ if [ ! -f "$work/release.key.asc" ]; then
 fi
 
 step "create the signed bundle"
-SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000} airlock create examples/quickstart/bundle.yaml \
+airlock create examples/quickstart/bundle.yaml \
   --sign-key "$work/release.key.asc" -o "$work/quickstart.tar" --cache-dir "$work/cache"
 
 step "inspect (metadata only)"

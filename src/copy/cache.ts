@@ -44,10 +44,16 @@ export class BlobCache {
   }
 
   /** `source` must be a stream that errors unless the bytes match digest and size. */
-  async putStream(digest: string, source: Readable): Promise<void> {
+  async putStream(digest: string, source: Readable, onChunk?: (bytes: number) => void): Promise<void> {
     const tmp = await this.tempFor(digest)
     try {
-      await pipeline(source, createWriteStream(tmp, {highWaterMark: 1024 * 1024}))
+      const count = async function* (src: AsyncIterable<Buffer>) {
+        for await (const chunk of src) {
+          onChunk?.(chunk.length)
+          yield chunk
+        }
+      }
+      await pipeline(source, count, createWriteStream(tmp, {highWaterMark: 1024 * 1024}))
       await rename(tmp, this.path(digest))
     } catch (error) {
       await rm(tmp, {force: true})

@@ -138,8 +138,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   await Promise.all(missing.map((b) => limit(async () => {
     try {
       const stream = await sources.openBlob(b.ref.spec.ref, b.digest, b.size)
-      stream.on('data', (c: Buffer) => progress.advance(c.length))
-      await cache.putStream(b.digest, stream)
+      await cache.putStream(b.digest, stream, (n) => progress.advance(n))
       bytesPulled += b.size
     } catch (error) {
       if (!(error instanceof AirlockError)) throw error

@@ -117,7 +117,7 @@ export async function resolveImages(spec: BundleSpec, sources: Sources, opts: {d
       out[i] = await resolveImage(sources, img, opts.dockerPlatform)
     } catch (error) {
       if (!(error instanceof AirlockError)) throw error
-      errors[i] = `${img.refString}: ${error.message.startsWith(img.refString) ? error.message.slice(img.refString.length + 2) : error.message}`
+      errors[i] = error.message.includes(img.refString) ? error.message : `${img.refString}: ${error.message}`
     }
   }))
   const failed = errors.filter(Boolean)

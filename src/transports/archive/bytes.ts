@@ -25,6 +25,8 @@ export class ByteReader {
   }
 
   private async nextPart(): Promise<boolean> {
+    await this.ahead?.catch(() => undefined)
+    this.ahead = undefined
     await this.fh?.close()
     this.fh = undefined
     this.partIndex++
@@ -42,14 +44,23 @@ export class ByteReader {
     return true
   }
 
+  /** The read of the next chunk, started before the current one is consumed (read/hash overlap). */
+  private ahead?: Promise<Buffer>
+
+  private startRead(): Promise<Buffer> {
+    const chunk = Buffer.allocUnsafe(READ_CHUNK)
+    return this.fh!.read(chunk, 0, READ_CHUNK, null).then(({bytesRead}) => chunk.subarray(0, bytesRead))
+  }
+
   private async fill(): Promise<boolean> {
     while (!this.eof) {
-      const chunk = Buffer.allocUnsafe(READ_CHUNK)
+      const pending = this.ahead ?? this.startRead()
+      this.ahead = undefined
       // eslint-disable-next-line no-await-in-loop
-      const {bytesRead} = await this.fh!.read(chunk, 0, READ_CHUNK, null)
-      if (bytesRead > 0) {
-        const got = chunk.subarray(0, bytesRead)
+      const got = await pending
+      if (got.length > 0) {
         this.buf = this.buf.length === 0 ? got : Buffer.concat([this.buf, got])
+        if (got.length === READ_CHUNK) this.ahead = this.startRead()
         return true
       }
       // eslint-disable-next-line no-await-in-loop
@@ -83,6 +94,8 @@ export class ByteReader {
   }
 
   async close(): Promise<void> {
+    await this.ahead?.catch(() => undefined)
+    this.ahead = undefined
     await this.fh?.close()
     this.fh = undefined
     this.eof = true
