@@ -68,6 +68,8 @@ export class VerifiedTarStream {
   }
 
   fail(error: unknown): void {
+    // The consumer sees the broken stream; the error itself is reported by the reader, not here.
+    this.stream.on('error', () => {})
     this.stream.destroy(error instanceof Error ? error : new Error(String(error)))
   }
 }
