@@ -11,4 +11,13 @@ if [ "${AIRLOCK_KEEP_TESTBED:-0}" != 1 ]; then trap 'bash scripts/testbed.sh dow
 bash scripts/testbed.sh seed
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(test/*.test.ts)
-node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
+log=$(mktemp)
+set +e
+node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+pass=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$log" | tail -1)
+fail=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$log" | tail -1)
+rm -f "$log"
+echo "${pass:-0} passed, ${fail:-0} failed"
+exit "$rc"

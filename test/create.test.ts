@@ -153,7 +153,7 @@ describe('airlock create against the real testbed', {timeout: 900_000}, () => {
       const id = (await sh(DOCKER, ['image', 'inspect', '--format', '{{.Id}}', NAMES.multiAmd64])).trim()
       assert.match(id, /^sha256:/)
     } finally {
-      await sh(DOCKER, ['rmi', '-f', NAMES.appA, NAMES.appB, NAMES.appC, NAMES.multi, NAMES.multiAmd64, NAMES.secret]).catch(() => '')
+      await sh(DOCKER, ['rmi', '-f', NAMES.appA, NAMES.appB, NAMES.appC, NAMES.multi, NAMES.multiAmd64, NAMES.secret, NAMES.big]).catch(() => '')
     }
   })
 

@@ -213,7 +213,8 @@ const configOf = (img: ImageRecord) => img.manifests.find((m) => m.digest === im
 // ----------------------------------------------------------------- docker
 
 describe('install --to docker (Engine API over the unix socket)', () => {
-  const list = () => sh(DOCKER, ['images', '-a', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'])
+  // sorted: the engine lists images of equal creation time in no stable order
+  const list = async () => (await sh(DOCKER, ['images', '-a', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'])).split('\n').sort().join('\n')
   const clean = () => sh(DOCKER, ['rmi', '-f', names.a, names.b, names.multi]).catch(() => '')
 
   it('loads a docker-schema2 image, an OCI image and an OCI index; confirm() checks the image IDs; they run', async () => {
@@ -267,7 +268,7 @@ describe('install --to docker (Engine API over the unix socket)', () => {
 // ----------------------------------------------------------------- podman
 
 describe('install --to podman (podman load)', () => {
-  const list = () => sh('podman', ['images', '-a', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'])
+  const list = async () => (await sh('podman', ['images', '-a', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'])).split('\n').sort().join('\n')
   const clean = () => sh('podman', ['rmi', '-f', names.a, names.b, names.multi]).catch(() => '')
   let tmpDir: string
 
@@ -324,7 +325,7 @@ describe('install --to podman (podman load)', () => {
 
 describe('install --to containerd (ctr images import)', () => {
   const ctr = (...args: string[]) => sh('ctr', ['-a', tb.containerdAddress, '-n', tb.containerdNamespace, ...args])
-  const list = () => ctr('images', 'ls')
+  const list = async () => (await ctr('images', 'ls')).split('\n').sort().join('\n')
   const clean = () => ctr('images', 'rm', names.a, names.b, names.multi).catch(() => '')
 
   it('imports all three images under their full names with the signed digests, all platforms', async () => {
