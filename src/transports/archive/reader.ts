@@ -14,6 +14,12 @@ import {
 import {BLOCK, isZeroBlock, paddingFor, parseHeader, TarHeader} from './tar.js'
 
 /** Everything known once the signature and the metadata entries have been checked. */
+/** Where an entry's data lies in the (possibly multi-part) archive: byte offset from the start of the first part. */
+export interface EntryLocation {
+  offset: number
+  size: number
+}
+
 export interface VerifiedHead {
   metadata: AirlockMetadata
   signer?: SignerInfo
@@ -21,6 +27,8 @@ export interface VerifiedHead {
   raw: Map<string, Buffer>
   /** hex → expected size, for every blob the archive must contain, in archive order. */
   blobs: Map<string, number>
+  /** entry name → data location; complete once the whole archive has been read (for `serve`). */
+  locations: Map<string, EntryLocation>
 }
 
 /**
@@ -252,12 +260,14 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
         fail('archive.unexpected_entry', h.name.slice(0, 200), `found where ${expectName} was expected (${describeName(h.name)})`)
       }
       if (h.size > LIMITS[expectName]) fail('archive.entry_too_large', expectName, `is ${h.size} bytes, more than the ${LIMITS[expectName]} allowed`)
+      locations.set(expectName, {offset: reader.position, size: h.size})
       const data = await reader.readExact(h.size, expectName)
       const pad = paddingFor(h.size)
       if (pad) await reader.readExact(pad, expectName)
       return data
     }
     let pendingHeader: TarHeader | undefined
+    const locations = new Map<string, EntryLocation>()
 
     const metaBytes = (await readSmall(ENTRY.METADATA))!
     const sumsBytes = (await readSmall(ENTRY.CHECKSUMS))!
@@ -290,7 +300,7 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
     if (sigBytes) raw.set(ENTRY.SIGNATURE, sigBytes)
     const headOnlyBlobs = new Map<string, number>()
     if (opts.headOnly) {
-      return {ok: true, archive: parts[0], ...summary(metadata, signer, sigBytes !== undefined), entries: index, blobs: headOnlyBlobs.size, bytes: reader.position, head: {metadata, signer, raw, blobs: headOnlyBlobs}}
+      return {ok: true, archive: parts[0], ...summary(metadata, signer, sigBytes !== undefined), entries: index, blobs: headOnlyBlobs.size, bytes: reader.position, head: {metadata, signer, raw, blobs: headOnlyBlobs, locations}}
     }
 
     for (const name of [ENTRY.OCI_LAYOUT, ENTRY.INDEX, ENTRY.DOCKER_MANIFEST]) {
@@ -300,6 +310,7 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
         pendingHeader = undefined
         if (h.name !== name) fail('archive.unexpected_entry', h.name.slice(0, 200), `found where ${name} was expected (${describeName(h.name)})`)
         if (h.size > LIMITS[name]) fail('archive.entry_too_large', name, `is ${h.size} bytes, more than the ${LIMITS[name]} allowed`)
+        locations.set(name, {offset: reader.position, size: h.size})
         data = await reader.readExact(h.size, name)
         const pad = paddingFor(h.size)
         if (pad) await reader.readExact(pad, name)
@@ -313,7 +324,7 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
     if (!raw.get(ENTRY.OCI_LAYOUT)!.equals(OCI_LAYOUT_CONTENT)) fail('archive.inconsistent', ENTRY.OCI_LAYOUT, 'unexpected content')
     const blobs = crossCheck(metadata, raw, sums)
     const manifests = manifestExpectations(metadata)
-    const head: VerifiedHead = {metadata, signer, raw, blobs}
+    const head: VerifiedHead = {metadata, signer, raw, blobs, locations}
 
     began = true
     await sink?.begin?.(head)
@@ -333,6 +344,7 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
       if (hex < prevHex) fail('archive.bad_order', h.name, 'blobs are not in sorted order')
       if (h.size !== size) fail('archive.size_mismatch', h.name, `is ${h.size} bytes, the signed metadata says ${size}`)
       seen.add(hex)
+      locations.set(h.name, {offset: reader.position, size: h.size})
       prevHex = hex
       const digest = `sha256:${hex}`
       const want = manifests.get(digest)
