@@ -9,6 +9,8 @@ npm run --silent build
 bash scripts/testbed.sh up
 if [ "${AIRLOCK_KEEP_TESTBED:-0}" != 1 ]; then trap 'bash scripts/testbed.sh down >/dev/null 2>&1 || true' EXIT; fi
 bash scripts/testbed.sh seed
+# install records versions for rollback protection: keep the tests' records out of ~/.local/state
+export AIRLOCK_STATE_FILE="${AIRLOCK_STATE_FILE:-$(mktemp -d)/installed.json}"
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(test/*.test.ts)
 log=$(mktemp)

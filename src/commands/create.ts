@@ -2,7 +2,8 @@ import {Args, Flags} from '@oclif/core'
 
 import {AirlockCommand} from '../cli/base.js'
 import {formatBytes, progressFor} from '../cli/progress.js'
-import {createBundle, CreateResult} from '../create/create.js'
+import {createBundle, CreateResult, parseSize} from '../create/create.js'
+import {MediaResult, writeInstallMedia} from '../package/media.js'
 
 export default class Create extends AirlockCommand {
   static override summary = 'Build one signed, deduplicated archive from a bundle.yaml'
@@ -14,6 +15,8 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
     '<%= config.bin %> create bundle.yaml --sign-key release.key.asc -o release.tar',
     'SOURCE_DATE_EPOCH=1700000000 <%= config.bin %> create --locked --sign-key release.key.asc',
     '<%= config.bin %> create examples/quickstart/bundle.yaml --unsigned --json',
+    '<%= config.bin %> create bundle.yaml --sign-key release.key.asc -o release.tar --split 4095M',
+    '<%= config.bin %> create bundle.yaml --sign-key release.key.asc -o release-2.tar --since release-1.tar',
   ]
 
   static override args = {
@@ -29,9 +32,15 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
     locked: Flags.boolean({description: 'fail if any image resolves differently than bundle.lock.yaml records', default: false}),
     'docker-platform': Flags.string({description: 'platform manifest.json describes for multi-platform images (default: the first requested)'}),
     'registry-config': Flags.string({description: 'docker config.json (or its directory) with registry credentials'}),
+    'with-installer': Flags.string({description: 'also write complete installation media into DIR: the archive, a Node-free airlock installer, the public key, its fingerprint and INSTALL.txt'}),
+    split: Flags.string({description: 'write parts of at most SIZE (e.g. 700M, 4480M, 4G; powers of 1024): OUT.000, OUT.001, …; `cat` of the parts is the archive'}),
+    since: Flags.string({description: 'previous bundle (archive, first part or glob): write a differential bundle without the layers it shipped'}),
+    'keep-going': Flags.boolean({description: 'write an archive of the images that could be fetched; list the others as failed (exit 0, warnings on stderr, "failed" in --json)', default: false}),
+    retries: Flags.integer({description: 'retries per registry request', env: 'AIRLOCK_RETRIES', min: 0, max: 20, hidden: true}),
+    'retry-base-delay-ms': Flags.integer({description: 'first retry delay in ms (doubles per attempt, with jitter)', env: 'AIRLOCK_RETRY_BASE_DELAY_MS', min: 0, hidden: true}),
   }
 
-  async run(): Promise<CreateResult> {
+  async run(): Promise<CreateResult & {media?: MediaResult}> {
     const {args, flags} = await this.parse(Create)
     const json = this.jsonEnabled()
     const result = await createBundle({
@@ -44,14 +53,29 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
       locked: flags.locked,
       dockerPlatform: flags['docker-platform'],
       registryConfig: flags['registry-config'],
+      splitSize: flags.split === undefined ? undefined : parseSize(flags.split),
+      since: flags.since,
+      keepGoing: flags['keep-going'],
+      retries: flags.retries,
+      retryBaseDelayMs: flags['retry-base-delay-ms'],
       progress: progressFor(json),
     })
     if (!json) {
-      this.log(`wrote ${result.archive}`)
+      this.log(result.files.length > 1 ? `wrote ${result.files.length} parts: ${result.files.join(', ')}` : `wrote ${result.archive}`)
+      if (result.base) this.log(`  differential against ${result.base.name} ${result.base.version}: ${result.base.blobsLeftOut} layer(s), ${formatBytes(result.base.bytesLeftOut)} left out`)
       this.log(`  ${result.images.length} images, ${result.blobs} unique blobs, ${formatBytes(result.bytesWritten)} (dedupe saved ${formatBytes(result.dedupeSaved)})`)
       this.log(`  sha256 ${result.sha256}`)
       this.log(result.signer ? `  signed by ${result.signer.fingerprint}${result.signer.userId ? ` (${result.signer.userId})` : ''}` : '  UNSIGNED')
       this.log(`  lock file ${result.lockFile}`)
+      if (result.failed?.length) {
+        this.log(`  WARNING: ${result.failed.length} image(s) NOT in the archive (lock file not updated):`)
+        for (const f of result.failed) this.log(`    ${f.ref}: ${f.error}`)
+      }
+    }
+    if (flags['with-installer']) {
+      const media = await writeInstallMedia({dir: flags['with-installer'], files: result.files ?? [result.archive], bundle: result.bundle, signer: result.signer, specFile: args.file, signKey: flags['sign-key']})
+      if (!json) this.log(`  installation media in ${media.dir}: ${media.installer}, ${media.archive.join(', ')}${media.publicKey ? `, ${media.publicKey}` : ''}, INSTALL.txt`)
+      return {...result, media}
     }
     return result
   }

@@ -14,7 +14,7 @@ export default class Inspect extends AirlockCommand {
   ]
 
   static override args = {
-    archive: Args.string({description: 'archive to inspect', required: true}),
+    archive: Args.string({description: 'archive to inspect (a split archive: its first part, or a glob of its parts)', required: true}),
   }
 
   static override flags = {
@@ -28,6 +28,8 @@ export default class Inspect extends AirlockCommand {
       this.log(`${r.bundle.name} ${r.bundle.version}${r.bundle.description ? ` — ${r.bundle.description}` : ''}`)
       this.log(`  created ${r.bundle.created}${r.bundle.expires ? `, expires ${r.bundle.expires}` : ''}, format v${r.formatVersion}, made by airlock ${r.tool}`)
       this.log(`  signature: ${r.signature.status}${r.signature.fingerprint ? ` ${r.signature.fingerprint}` : r.signature.keyId ? ` key ${r.signature.keyId}` : ''}${r.signature.userId ? ` (${r.signature.userId})` : ''}`)
+      if (r.parts.length > 1 || r.partSize) this.log(`  split into ${r.parts.length} part(s) of at most ${formatBytes(r.partSize ?? 0)}: ${r.parts.map((p) => `${p.file} (${formatBytes(p.bytes)})`).join(', ')}`)
+      if (r.base) this.log(`  differential: leaves out ${r.base.blobs} blob(s) (${formatBytes(r.base.bytes)}) shipped by ${r.base.name} ${r.base.version}; the target must hold them, or pass install --base`)
       this.log(`  ${r.images.length} images, ${r.blobs.count} unique blobs, ${formatBytes(r.blobs.bytes)} (without dedupe ${formatBytes(r.blobs.referencedBytes)}, saved ${formatBytes(r.blobs.saved)})`)
       for (const img of r.images) {
         this.log(`  ${img.name}`)

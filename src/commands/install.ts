@@ -19,7 +19,7 @@ Verification is part of the install: the signature is checked against the truste
   ]
 
   static override args = {
-    archive: Args.string({description: 'archive to install', required: true}),
+    archive: Args.string({description: 'archive to install (a split archive: its first part, or a glob of its parts)', required: true}),
   }
 
   static override flags = {
@@ -29,10 +29,15 @@ Verification is part of the install: the signature is checked against the truste
     'dry-run': Flags.boolean({description: 'verify and show what would be installed, change nothing', default: false}),
     'allow-unsigned': Flags.boolean({description: 'accept an archive without a signature', default: false}),
     'registry-config': Flags.string({description: 'docker config.json (or its directory) with credentials for registry targets'}),
+    base: Flags.string({description: 'for a differential bundle: the base bundle archive to stream the left-out layers from'}),
     insecure: Flags.boolean({description: 'plain HTTP to a non-loopback registry target', default: false}),
     'ca-file': Flags.string({description: 'PEM CA file for a registry target'}),
     namespace: Flags.string({description: 'containerd namespace', default: 'default'}),
     jobs: Flags.integer({char: 'j', description: 'parallel uploads to a registry', default: 8, min: 1, max: 64}),
+    'allow-downgrade': Flags.boolean({description: 'install even if a newer version of this bundle was installed before (see --state-file)', default: false}),
+    'state-file': Flags.string({description: 'record of installed bundle versions (default $XDG_STATE_HOME/airlock/installed.json)', env: 'AIRLOCK_STATE_FILE'}),
+    retries: Flags.integer({description: 'retries per registry request', env: 'AIRLOCK_RETRIES', min: 0, max: 20, hidden: true}),
+    'retry-base-delay-ms': Flags.integer({description: 'first retry delay in ms (doubles per attempt, with jitter)', env: 'AIRLOCK_RETRY_BASE_DELAY_MS', min: 0, hidden: true}),
   }
 
   async run(): Promise<InstallResult> {
@@ -45,10 +50,15 @@ Verification is part of the install: the signature is checked against the truste
       only: flags.only,
       dryRun: flags['dry-run'],
       registryConfig: flags['registry-config'],
+      base: flags.base,
       insecure: flags.insecure,
       caFile: flags['ca-file'],
       namespace: flags.namespace,
       jobs: flags.jobs,
+      allowDowngrade: flags['allow-downgrade'],
+      stateFile: flags['state-file'],
+      retries: flags.retries,
+      retryBaseDelayMs: flags['retry-base-delay-ms'],
       progress: progressFor(this.jsonEnabled()),
     })
     if (!this.jsonEnabled()) {

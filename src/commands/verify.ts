@@ -16,7 +16,7 @@ Exit codes: 0 verified, 3 verification failed, 2 invalid input (e.g. no --key), 
   ]
 
   static override args = {
-    archive: Args.string({description: 'archive to verify', required: true}),
+    archive: Args.string({description: 'archive to verify (a split archive: its first part, or a glob of its parts)', required: true}),
   }
 
   static override flags = {

@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import {createWriteStream} from 'node:fs'
-import {mkdir, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {Readable} from 'node:stream'
@@ -8,6 +8,7 @@ import {pipeline} from 'node:stream/promises'
 
 import {AirlockError} from '../core/errors.js'
 import {sha256Digest} from '../core/digest.js'
+import {fsError} from '../core/fs-errors.js'
 import {hexOf} from '../core/model.js'
 
 export function defaultCacheDir(): string {
@@ -36,16 +37,64 @@ export class BlobCache {
     }
   }
 
+  /**
+   * Remove temp files a killed run left behind (`tmp/HEX.PID.RAND` whose PID is no longer
+   * running, or older than a day). Entries under `blobs/` are never partial: they appear only by
+   * rename after their digest was verified. Returns how many files were removed.
+   */
+  async cleanStale(maxAgeMs = 24 * 3600 * 1000): Promise<number> {
+    const dir = path.join(this.dir, 'tmp')
+    let names: string[]
+    try {
+      names = await readdir(dir)
+    } catch {
+      return 0
+    }
+    let removed = 0
+    for (const name of names) {
+      const pid = Number(/^[a-f0-9]{64}\.(\d+)\.[a-f0-9]+$/.exec(name)?.[1] ?? Number.NaN)
+      let stale = !Number.isSafeInteger(pid) || !pidAlive(pid)
+      if (!stale) {
+        // eslint-disable-next-line no-await-in-loop
+        const st = await stat(path.join(dir, name)).catch(() => undefined)
+        stale = st !== undefined && Date.now() - st.mtimeMs > maxAgeMs
+      }
+      if (stale && pid !== process.pid) {
+        // eslint-disable-next-line no-await-in-loop
+        await rm(path.join(dir, name), {force: true}).catch(() => {})
+        removed++
+      }
+    }
+    return removed
+  }
+
   private async tempFor(digest: string): Promise<string> {
     const dir = path.join(this.dir, 'tmp')
-    await mkdir(dir, {recursive: true})
-    await mkdir(path.dirname(this.path(digest)), {recursive: true})
+    try {
+      await mkdir(dir, {recursive: true})
+      await mkdir(path.dirname(this.path(digest)), {recursive: true})
+    } catch (error) {
+      throw fsError(error, `blob cache ${this.dir}`)
+    }
     return path.join(dir, `${hexOf(digest)}.${process.pid}.${randomBytes(4).toString('hex')}`)
   }
 
   /** `source` must be a stream that errors unless the bytes match digest and size. */
   async putStream(digest: string, source: Readable, onChunk?: (bytes: number) => void): Promise<void> {
-    const tmp = await this.tempFor(digest)
+    // The source may fail (bad bytes, network) while we still prepare the temp file: keep that
+    // error instead of letting it escape as an unhandled 'error' event.
+    let early: Error | undefined
+    source.on('error', (e: Error) => {
+      early ??= e
+    })
+    let tmp: string
+    try {
+      tmp = await this.tempFor(digest)
+    } catch (error) {
+      source.destroy()
+      throw error
+    }
+    if (early) throw early
     try {
       const count = async function* (src: AsyncIterable<Buffer>) {
         for await (const chunk of src) {
@@ -57,7 +106,7 @@ export class BlobCache {
       await rename(tmp, this.path(digest))
     } catch (error) {
       await rm(tmp, {force: true})
-      throw error
+      throw fsError(error, `blob cache ${this.dir}`)
     }
   }
 
@@ -70,7 +119,16 @@ export class BlobCache {
       await rename(tmp, this.path(digest))
     } catch (error) {
       await rm(tmp, {force: true})
-      throw error
+      throw fsError(error, `blob cache ${this.dir}`)
     }
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

@@ -1,3 +1,5 @@
+import path from 'node:path'
+
 import {AirlockError, InputError} from '../core/errors.js'
 import {Progress, silentProgress} from '../cli/progress.js'
 import {loadTrustedKeys} from '../sign/keys.js'
@@ -7,10 +9,18 @@ import type {ImageRecord} from '../transports/archive/metadata.js'
 import {ociDestination} from '../transports/oci-layout/destination.js'
 import {parseRegistryTarget, registryDestination, targetReference} from '../transports/registry/destination.js'
 import {formatReference} from '../spec/reference.js'
+import {ENTRY} from '../transports/archive/metadata.js'
+import {checkDowngrade, defaultStateFile, readState, recordInstall} from './state.js'
+import {sha256Hex} from '../core/digest.js'
 import type {Destination, DestinationContext, InstalledImage} from './types.js'
+import {requireBaseOnTarget, withBaseArchive} from './differential.js'
+import {resolveArchiveParts} from '../transports/archive/parts.js'
 
 export interface InstallOptions {
+  /** The archive, its first part, or a glob of its parts. */
   archive: string
+  /** The base bundle of a differential archive, to stream the blobs it leaves out from. */
+  base?: string
   keys: string[]
   allowUnsigned?: boolean
   to: string
@@ -25,6 +35,10 @@ export interface InstallOptions {
   now?: Date
   retries?: number
   retryBaseDelayMs?: number
+  /** Install even if a newer version of the bundle is recorded in the state file. */
+  allowDowngrade?: boolean
+  /** Installed-versions record (default: defaultStateFile()). */
+  stateFile?: string
 }
 
 export interface InstallResult {
@@ -97,17 +111,27 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   if (kind === 'registry') parseRegistryTarget(opts.to)
   const progress = opts.progress ?? silentProgress
   const trustedKeys = opts.keys.length > 0 ? await loadTrustedKeys(opts.keys) : []
+  const parts = await resolveArchiveParts(opts.archive)
   let selected: ImageRecord[] = []
+  // Rollback protection (src/install/state.ts): refuse a bundle older than the one installed before.
+  const stateFile = opts.stateFile ?? defaultStateFile()
+  const targetKey = kind === 'oci' ? `oci:${path.resolve(opts.to.slice(4))}` : opts.to
+  const state = await readState(stateFile)
+  const noDowngrade = (head: VerifiedHead) => {
+    if (!opts.allowDowngrade) checkDowngrade(state, head.metadata.bundle, stateFile, targetKey)
+  }
   const ctx: DestinationContext = {
     progress,
     selected: (head: VerifiedHead) => {
+      noDowngrade(head)
       selected = selectImages(head.metadata.images, opts.only)
       return selected
     },
   }
   if (opts.dryRun) {
     // Full verification, no target touched.
-    const r = await readArchive([opts.archive], {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
+    const r = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
+    noDowngrade(r.head)
     selected = selectImages(r.head.metadata.images, opts.only)
     for (const img of selected) progress.note(`  would install ${targetName(kind, opts.to, img)}  ${img.digest}`)
     return {
@@ -117,10 +141,20 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
       blobs: r.blobs, bytes: r.bytes,
     }
   }
-  const dest = await destinationFor(kind, opts, ctx)
-  const r = await readArchive([opts.archive], {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest})
+  const target = await destinationFor(kind, opts, ctx)
+  // Differential bundles: blobs left out come from --base, or must already be on the target.
+  const dest = opts.base
+    ? withBaseArchive(target, () => selected, {parts: await resolveArchiveParts(opts.base), trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
+    : requireBaseOnTarget(target, () => selected)
+  const r = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest})
   const images = await dest.confirm()
   if (images.length !== selected.length) throw new AirlockError('install.confirm_failed', `target confirmed ${images.length} of ${selected.length} images`)
+  const sums = r.head.raw.get(ENTRY.CHECKSUMS)
+  await recordInstall(stateFile, {
+    name: r.bundle.name, version: r.bundle.version, ...(sums ? {contentSha256: sha256Hex(sums)} : {}),
+    ...(r.signer ? {signer: r.signer.fingerprint} : {}),
+    archive: path.resolve(opts.archive), target: targetKey, installedAt: new Date().toISOString(),
+  }).catch((error: unknown) => progress.note(`WARNING: installed, but could not record it for rollback protection: ${(error as Error).message}`))
   return {
     archive: opts.archive, target: opts.to, dryRun: false, bundle: {name: r.bundle.name, version: r.bundle.version},
     ...(r.signer ? {signer: {fingerprint: r.signer.fingerprint, userId: r.signer.userId}} : {}),

@@ -21,6 +21,11 @@ export interface InstalledImage {
 export interface Destination extends ArchiveSink {
   readonly kind: string
   confirm(): Promise<InstalledImage[]>
+  /**
+   * Which of these blobs the target does NOT hold (differential bundles). Targets that cannot
+   * take a partial archive (docker, podman) leave it undefined.
+   */
+  missing?(digests: string[]): Promise<string[]>
 }
 
 export interface DestinationContext {

@@ -1,7 +1,10 @@
+import {stat} from 'node:fs/promises'
+
 import * as openpgp from 'openpgp'
 
 import {loadTrustedKeys} from '../sign/keys.js'
 import {readArchive} from '../transports/archive/reader.js'
+import {resolveArchiveParts} from '../transports/archive/parts.js'
 import {ENTRY} from '../transports/archive/metadata.js'
 
 export interface InspectResult {
@@ -12,12 +15,18 @@ export interface InspectResult {
   signature: {status: 'verified' | 'unverified' | 'unsigned'; fingerprint?: string; keyId?: string; userId?: string}
   images: {ref: string; name: string; digest: string; sourceDigest: string; platforms: string[]; size: number; blobs: number; sharedBlobs: number}[]
   blobs: {count: number; bytes: number; referencedBytes: number; saved: number; shared: number}
+  /** The files of a split archive, in order (one entry for a single file). */
+  parts: {file: string; bytes: number}[]
+  partSize?: number
+  /** Differential bundle: the bundle whose blobs it leaves out, and how many. */
+  base?: {name: string; version: string; blobs: number; bytes: number}
 }
 
 /** `airlock inspect`: the metadata entries only. */
 export async function inspectArchive(opts: {archive: string; keys: string[]}): Promise<InspectResult> {
   const trustedKeys = opts.keys.length > 0 ? await loadTrustedKeys(opts.keys) : []
-  const {head, signed} = await readArchive([opts.archive], {trustedKeys, allowUnsigned: trustedKeys.length === 0, headOnly: true, checkExpiry: false})
+  const parts = await resolveArchiveParts(opts.archive)
+  const {head, signed} = await readArchive(parts, {trustedKeys, allowUnsigned: trustedKeys.length === 0, headOnly: true, checkExpiry: false})
   const meta = head.metadata
   let signature: InspectResult['signature'] = {status: 'unsigned'}
   if (signed && head.signer) {
@@ -39,6 +48,9 @@ export async function inspectArchive(opts: {archive: string; keys: string[]}): P
       size: img.blobs.reduce((a, b) => a + b.size, 0), blobs: img.blobs.length,
       sharedBlobs: img.blobs.filter((b) => (uses.get(b.digest) ?? 0) > 1).length,
     })),
+    parts: await Promise.all(parts.map(async (file) => ({file, bytes: (await stat(file)).size}))),
+    ...(meta.split ? {partSize: meta.split.partSize} : {}),
+    ...(meta.base ? {base: {name: meta.base.name, version: meta.base.version, blobs: meta.base.blobs.length, bytes: meta.base.blobs.reduce((a, b) => a + b.size, 0)}} : {}),
     blobs: {
       count: meta.blobs.count, bytes: meta.blobs.bytes, referencedBytes: meta.blobs.referencedBytes,
       saved: meta.blobs.referencedBytes - meta.blobs.bytes, shared: [...uses.values()].filter((n) => n > 1).length,

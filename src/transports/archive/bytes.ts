@@ -47,8 +47,20 @@ export class ByteReader {
   /** The read of the next chunk, started before the current one is consumed (read/hash overlap). */
   private ahead?: Promise<Buffer>
 
+  /** Read buffers handed back by a consumer that no longer uses them (see recycle). */
+  private spare: ArrayBuffer[] = []
+
+  /**
+   * Give back a whole read buffer (a 1 MiB ArrayBuffer that came from this reader and that
+   * nothing references any more) to be read into again: saves allocating and faulting in fresh memory.
+   */
+  recycle(buf: ArrayBuffer): void {
+    if (buf.byteLength === READ_CHUNK && this.spare.length < 8) this.spare.push(buf)
+  }
+
   private startRead(): Promise<Buffer> {
-    const chunk = Buffer.allocUnsafe(READ_CHUNK)
+    const spare = this.spare.pop()
+    const chunk = spare ? Buffer.from(spare) : Buffer.allocUnsafe(READ_CHUNK)
     return this.fh!.read(chunk, 0, READ_CHUNK, null).then(({bytesRead}) => chunk.subarray(0, bytesRead))
   }
 

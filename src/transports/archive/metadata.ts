@@ -59,6 +59,13 @@ export interface AirlockMetadata {
   bundle: {name: string; version: string; description?: string; created: string; expires?: string}
   images: ImageRecord[]
   blobs: {count: number; bytes: number; referencedBytes: number}
+  /** Present when the archive was written as parts of at most partSize bytes (NAME.000, NAME.001, …). */
+  split?: {partSize: number}
+  /**
+   * Differential bundle: blobs the images use that this archive does NOT contain, because the
+   * base bundle already shipped them; the target must hold them (or `install --base` supplies them).
+   */
+  base?: {name: string; version: string; sha256?: string; blobs: BlobRef[]}
 }
 
 export const OCI_LAYOUT_CONTENT = Buffer.from('{"imageLayoutVersion":"1.0.0"}')

@@ -1,4 +1,5 @@
 import {createHash} from 'node:crypto'
+import {stat} from 'node:fs/promises'
 
 import type * as openpgp from 'openpgp'
 
@@ -7,6 +8,7 @@ import {blobPath, DIGEST_RE, ImageIndex, ImageManifest, isIndexMediaType, MAX_MA
 import {sha256Hex} from '../../core/digest.js'
 import {SignerInfo, verifyDetached} from '../../sign/signature.js'
 import {ByteReader, READ_CHUNK} from './bytes.js'
+import {HashPool, hashThreads} from './hash-pool.js'
 import {
   AirlockMetadata, BLOB_NAME_RE, buildDockerManifestJson, buildIndexJson, ENTRY, FORMAT_VERSION, ImageRecord, LIMITS,
   OCI_LAYOUT_CONTENT,
@@ -166,13 +168,23 @@ function crossCheck(meta: AirlockMetadata, raw: Map<string, Buffer>, sums: Map<s
       expected.set(d.slice(7), size)
     }
   }
+  // A differential bundle leaves out the blobs its base already shipped: those must be on the target.
+  const external = new Map<string, number>()
+  for (const b of meta.base?.blobs ?? []) {
+    if (!isObj(b) || typeof b.digest !== 'string' || !DIGEST_RE.test(b.digest) || !Number.isSafeInteger(b.size)) fail('archive.bad_metadata', ENTRY.METADATA, 'bad base blob entry')
+    const hex = b.digest.slice(7)
+    if (expected.get(hex) !== b.size) fail('archive.inconsistent', ENTRY.METADATA, `base blob ${b.digest} is used by no image (or with another size)`)
+    if (sums.has(`blobs/sha256/${hex}`)) fail('archive.inconsistent', `blobs/sha256/${hex}`, 'is both shipped and expected from the base bundle')
+    external.set(hex, b.size)
+  }
   const listed = [...sums.keys()].filter((n) => BLOB_NAME_RE.test(n))
   for (const name of listed) {
     if (!expected.has(name.slice(13))) fail('archive.inconsistent', name, 'is listed in checksums.sha256 but used by no image')
   }
   for (const hex of expected.keys()) {
-    if (!sums.has(`blobs/sha256/${hex}`)) fail('archive.inconsistent', `blobs/sha256/${hex}`, 'is used by an image but not listed in checksums.sha256')
+    if (!sums.has(`blobs/sha256/${hex}`) && !external.has(hex)) fail('archive.inconsistent', `blobs/sha256/${hex}`, 'is used by an image but not listed in checksums.sha256')
   }
+  for (const hex of external.keys()) expected.delete(hex)
   return new Map([...expected.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
 }
 
@@ -228,12 +240,65 @@ async function* entryChunks(reader: ByteReader, header: TarHeader, hexWanted: st
 }
 
 /**
+ * verify without a sink: read one entry on this thread and hash it on a worker, so that the
+ * next blobs are read (and hashed on other workers) meanwhile. Returns the pending check.
+ */
+async function hashEntryOnPool(pool: HashPool, reader: ByteReader, header: TarHeader, hexWanted: string, entry: string): Promise<{check: Promise<void>}> {
+  const h = pool.begin()
+  let left = header.size
+  while (left > 0) {
+    // eslint-disable-next-line no-await-in-loop
+    const b = await reader.readSome(Math.min(left, READ_CHUNK))
+    if (b.length === 0) fail('archive.truncated', entry, `archive is truncated inside this entry (${left} bytes missing)`)
+    left -= b.length
+    // eslint-disable-next-line no-await-in-loop
+    await h.update(b)
+  }
+  const pad = paddingFor(header.size)
+  if (pad) await reader.readExact(pad, entry)
+  const check = h.digest().then((got) => {
+    if (got !== hexWanted) fail('archive.digest_mismatch', entry, `content does not match its signed sha256 (got ${got})`)
+  })
+  check.catch(() => {})
+  return {check}
+}
+
+/** verify without a sink on one core: hash here, and reuse each whole read buffer once it is hashed. */
+async function hashEntryInline(reader: ByteReader, header: TarHeader, hexWanted: string, entry: string): Promise<void> {
+  const h = createHash('sha256')
+  let left = header.size
+  while (left > 0) {
+    // eslint-disable-next-line no-await-in-loop
+    const b = await reader.readSome(Math.min(left, READ_CHUNK))
+    if (b.length === 0) fail('archive.truncated', entry, `archive is truncated inside this entry (${left} bytes missing)`)
+    h.update(b)
+    left -= b.length
+    // Only a chunk that covers its whole buffer is free now (a partial one shares it with what follows).
+    if (b.byteOffset === 0 && b.length === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) reader.recycle(b.buffer)
+  }
+  const pad = paddingFor(header.size)
+  if (pad) await reader.readExact(pad, entry)
+  const got = h.digest('hex')
+  if (got !== hexWanted) fail('archive.digest_mismatch', entry, `content does not match its signed sha256 (got ${got})`)
+}
+
+/** Pending pooled checks, in archive order: the first failure is what a sequential pass would have reported. */
+async function firstHashFailure(checks: Promise<void>[]): Promise<unknown> {
+  const results = await Promise.allSettled(checks)
+  const bad = results.find((r) => r.status === 'rejected')
+  return bad ? (bad as PromiseRejectedResult).reason : undefined
+}
+
+/**
  * Verify an archive in ONE streaming pass and, when a sink is given, feed it the verified
  * content in the same pass. Throws VerifyError naming the entry and the reason; on any failure
  * the sink is aborted before the error propagates.
  */
 export async function readArchive(parts: string[], opts: ReadOptions): Promise<VerifyReport & {head: VerifiedHead}> {
   const reader = await ByteReader.open(parts)
+  let pool: HashPool | undefined
+  const pooled: Promise<void>[] = []
+  const partSizes = parts.length > 1 ? await Promise.all(parts.map(async (p) => (await stat(p)).size)) : []
   const {sink} = opts
   let began = false
   try {
@@ -296,6 +361,7 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
         fail('bundle.expired', ENTRY.METADATA, `bundle ${metadata.bundle.name} ${metadata.bundle.version} expired on ${metadata.bundle.expires}`)
       }
     }
+    if (parts.length > 1) checkParts(parts, partSizes, metadata)
     const raw = new Map<string, Buffer>([[ENTRY.METADATA, metaBytes], [ENTRY.CHECKSUMS, sumsBytes]])
     if (sigBytes) raw.set(ENTRY.SIGNATURE, sigBytes)
     const headOnlyBlobs = new Map<string, number>()
@@ -329,6 +395,8 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
     began = true
     await sink?.begin?.(head)
 
+    const threads = sink ? 0 : hashThreads()
+    if (threads > 0) pool = new HashPool(threads, (buf) => reader.recycle(buf))
     let prevHex = ''
     const seen = new Set<string>()
     for (;;) {
@@ -364,11 +432,17 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
         // A sink that skipped this blob (e.g. --only, or already on the target): still verify it.
         // eslint-disable-next-line no-await-in-loop
         for await (const _ of gen) { /* drain */ }
+      } else if (pool) {
+        // eslint-disable-next-line no-await-in-loop
+        const {check} = await hashEntryOnPool(pool, reader, h, hex, h.name)
+        pooled.push(check)
       } else {
         // eslint-disable-next-line no-await-in-loop
-        for await (const _ of entryChunks(reader, h, hex, h.name)) { /* hash only */ }
+        await hashEntryInline(reader, h, hex, h.name)
       }
     }
+    const hashFailure = await firstHashFailure(pooled)
+    if (hashFailure) throw hashFailure
     for (const hex of blobs.keys()) {
       if (!seen.has(hex)) fail('archive.missing_entry', `blobs/sha256/${hex}`, 'is listed in the signed checksums.sha256 but missing from the archive')
     }
@@ -383,12 +457,38 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
     }
     await sink?.commit?.(head)
     return {ok: true, archive: parts[0], ...summary(metadata, signer, sigBytes !== undefined), entries: index, blobs: seen.size, bytes: reader.position, head}
-  } catch (error) {
+  } catch (error_) {
+    // A blob hashed on a worker that failed came earlier in the archive than this error.
+    const error = (pooled.length > 0 ? await firstHashFailure(pooled) : undefined) ?? error_
     if (began || sink) await sink?.abort?.(error).catch(() => {})
+    if (parts.length > 1 && error instanceof VerifyError) error.message += locatePart(parts, partSizes, reader.position)
     throw error
   } finally {
+    await pool?.close()
     await reader.close()
   }
+}
+
+/** Split archives: every part but the last has exactly the signed part size. */
+function checkParts(parts: string[], sizes: number[], metadata: AirlockMetadata): void {
+  const partSize = metadata.split?.partSize
+  if (!partSize) fail('archive.unexpected_part', parts[1], 'was given as a part, but the signed metadata says this archive is not split (foreign part?)')
+  for (const [i, size] of sizes.entries()) {
+    const last = i === sizes.length - 1
+    if (!last && size !== partSize) fail('archive.part_size', parts[i], `is ${size} bytes; every part but the last must be ${partSize} bytes (a damaged, foreign or missing part)`)
+    if (last && (size === 0 || size > partSize)) fail('archive.part_size', parts[i], `is ${size} bytes, more than the part size ${partSize} (foreign part?)`)
+  }
+}
+
+function locatePart(parts: string[], sizes: number[], position: number): string {
+  let start = 0
+  for (const [i, size] of sizes.entries()) {
+    if (position <= start + size || i === sizes.length - 1) {
+      return ` (in part ${parts[i]} near byte ${position - start}: a part may be missing, reordered, duplicated or foreign)`
+    }
+    start += size
+  }
+  return ''
 }
 
 function describeName(name: string): string {

@@ -89,6 +89,10 @@ export async function containerdDestination(ctx: DestinationContext & Containerd
     async abort(error: unknown) {
       await loader?.kill(error)
     },
+    async missing(digests: string[]): Promise<string[]> {
+      const have = new Set((await run(bin, [...global, 'content', 'ls', '-q'], {code: CODE, tool: 'ctr', what: `cannot list content in ${where}`})).split('\n').map((l) => l.trim()))
+      return digests.filter((d) => !have.has(d))
+    },
     async confirm(): Promise<InstalledImage[]> {
       const list = parseImageList(await run(bin, [...global, 'images', 'ls'], {code: 'install.confirm_failed', tool: 'ctr', what: `cannot list images in ${where}`}))
       return images.map((img) => {

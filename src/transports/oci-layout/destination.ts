@@ -105,6 +105,14 @@ export async function ociDestination(ctx: DestinationContext & {dir: string}): P
       await Promise.all(added.map((f) => rm(f, {force: true})))
       if (createdDir) await rm(dir, {recursive: true, force: true})
     },
+    async missing(digests: string[]): Promise<string[]> {
+      const out: string[] = []
+      for (const d of digests) {
+        // eslint-disable-next-line no-await-in-loop
+        if (!(await exists(blobFile(d)))) out.push(d)
+      }
+      return out
+    },
     async confirm(): Promise<InstalledImage[]> {
       const index = await readIndex()
       return Promise.all(images.map(async (img) => {

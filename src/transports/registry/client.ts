@@ -396,6 +396,22 @@ export class RegistryClient {
     return digest
   }
 
+  /** Repository names from `/v2/_catalog` (best effort: many registries disable it; then []). */
+  async catalog(max = 1000): Promise<string[]> {
+    try {
+      return await this.request(
+        {method: 'GET', url: `/v2/_catalog?n=${max}`, scopes: ['registry:catalog:*'], expect: [200], what: `catalog of ${this.host}`},
+        async (res) => {
+          const body = await readBody(res, MAX_SMALL_BODY, () => new AirlockError('registry.bad_response', `catalog of ${this.host} too large`))
+          const j = JSON.parse(body.toString('utf8')) as {repositories?: unknown}
+          return Array.isArray(j.repositories) ? j.repositories.filter((x): x is string => typeof x === 'string') : []
+        },
+      )
+    } catch {
+      return []
+    }
+  }
+
   async listTags(repo: string): Promise<string[]> {
     checkRepo(repo)
     const tags: string[] = []

@@ -69,6 +69,8 @@ export async function registryDestination(ctx: DestinationContext & {target: str
   const manifestDigests = new Set<string>()
   const uploads: Promise<void>[] = []
   const inflight = new Set<Promise<void>>()
+  /** Blobs left out of a differential bundle that the target already holds in some repository. */
+  const external = new Set<string>()
   let failed: unknown
   const pushed = {uploaded: 0, mounted: 0, existing: 0}
 
@@ -153,6 +155,17 @@ export async function registryDestination(ctx: DestinationContext & {target: str
     async commit() {
       await Promise.all(uploads)
       if (failed) throw failed
+      // Blobs a differential bundle left out: mount them from the repository that has them.
+      for (const digest of external) {
+        const have = [...(present.get(digest) ?? [])]
+        for (const repo of repos.get(digest) ?? []) {
+          if (have.includes(repo)) continue
+          // eslint-disable-next-line no-await-in-loop
+          await client.putBlob(repo, digest, 0, () => {
+            throw new AirlockError('install.mount_failed', `${t.host}: cannot mount ${digest} into ${repo} from ${have[0]} (the registry refused a cross-repository mount)`)
+          }, {mountFrom: have[0]})
+        }
+      }
       // manifests after their blobs, indexes after their manifests, tags last
       for (const img of images) {
         const repo = repoOf(img)
@@ -176,6 +189,26 @@ export async function registryDestination(ctx: DestinationContext & {target: str
       limit.clearQueue()
       await Promise.all(uploads)
       if (spool) await rm(spool, {recursive: true, force: true})
+    },
+    async missing(digests: string[]): Promise<string[]> {
+      // Present in one of the repositories is enough: commit() mounts it into the others. Blobs
+      // not in the repositories this bundle uses are looked for in the others under the prefix.
+      const unknown = digests.filter((d) => (present.get(d)?.size ?? 0) === 0)
+      if (unknown.length > 0) {
+        const others = (await client.catalog()).filter((r) => !t.prefix || r.startsWith(`${t.prefix}/`)).slice(0, 200)
+        await Promise.all(unknown.map((d) => limit(async () => {
+          for (const repo of others) {
+            // eslint-disable-next-line no-await-in-loop
+            if (await client.hasBlob(repo, d)) {
+              present.set(d, new Set([...(present.get(d) ?? []), repo]))
+              return
+            }
+          }
+        })))
+      }
+      const out = digests.filter((d) => (present.get(d)?.size ?? 0) === 0)
+      for (const d of digests) if (!out.includes(d)) external.add(d)
+      return out
     },
     async confirm(): Promise<InstalledImage[]> {
       const out: InstalledImage[] = []

@@ -1,0 +1,269 @@
+/**
+ * `npm run bench`: airlock against skopeo, docker save/load and openssl on the same workload,
+ * side by side in the same run; median of BENCH_RUNS (default 3) runs each. Writes
+ * docs/benchmarks.md and prints it. Expects the testbed to be up (scripts/bench.sh does that)
+ * and dist/ to be built.
+ *
+ * Env: BENCH_RUNS (3), BENCH_MB (main workload, unique MB; default 1200), BENCH_SCALE_MB
+ * (scaling base; default 300), BENCH_SKIP_SCALING=1, BENCH_SKIP_DOCKER=1.
+ */
+import {spawn, execFileSync} from 'node:child_process'
+import {mkdtemp, readFile, rm, stat, writeFile, mkdir} from 'node:fs/promises'
+import {createReadStream} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+import {generateWorkload, Workload} from './workload.js'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+const RUN_JS = path.join(ROOT, 'bin', 'run.js')
+const SRC = process.env.TESTBED_REGISTRY_OPEN ?? '127.0.0.1:5301'
+const DST = process.env.TESTBED_REGISTRY_TARGET ?? '127.0.0.1:5303'
+const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const MAIN_MB = Number(process.env.BENCH_MB ?? 1200)
+const SCALE_MB = Number(process.env.BENCH_SCALE_MB ?? 300)
+const STAMP = Date.now().toString(36)
+
+const log = (s: string) => process.stderr.write(`${s}\n`)
+
+interface Sample {wall: number; rssMB?: number}
+
+/** Run one command under /usr/bin/time; wall clock measured here, peak RSS from time(1). */
+async function timed(cmd: string, args: string[], opts: {cpu?: string} = {}): Promise<Sample> {
+  const rssFile = path.join(os.tmpdir(), `airlock-bench-rss-${process.pid}`)
+  const argv = ['-f', '%M', '-o', rssFile, ...(opts.cpu ? ['taskset', '-c', opts.cpu] : []), cmd, ...args]
+  const t0 = process.hrtime.bigint()
+  const {code, stderr} = await new Promise<{code: number | null; stderr: string}>((resolve, reject) => {
+    const p = spawn('/usr/bin/time', argv, {stdio: ['ignore', 'ignore', 'pipe'], env: process.env})
+    let err = ''
+    p.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000) })
+    p.on('error', reject)
+    p.on('close', (c) => resolve({code: c, stderr: err}))
+  })
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9
+  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${code}):\n${stderr}`)
+  const rss = Number((await readFile(rssFile, 'utf8')).trim().split('\n').pop())
+  await rm(rssFile, {force: true})
+  return {wall, rssMB: rss / 1024}
+}
+
+async function sh(cmd: string, args: string[], quiet = true): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn(cmd, args, {stdio: ['ignore', quiet ? 'ignore' : 'inherit', 'pipe']})
+    let err = ''
+    p.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000) })
+    p.on('error', reject)
+    p.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} failed (${c}): ${err}`))))
+  })
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+/** Run `fn` RUNS times (after `before` each time, not timed); median wall and max peak RSS. */
+async function measure(label: string, fn: (i: number) => Promise<Sample>, before?: (i: number) => Promise<void>): Promise<{wall: number; rssMB: number; walls: number[]}> {
+  const walls: number[] = []
+  let rss = 0
+  for (let i = 0; i < RUNS; i++) {
+    if (before) await before(i)
+    const s = await fn(i)
+    walls.push(s.wall)
+    rss = Math.max(rss, s.rssMB ?? 0)
+  }
+  const r = {wall: median(walls), rssMB: rss, walls}
+  log(`    ${label}: ${r.wall.toFixed(2)} s (runs ${walls.map((w) => w.toFixed(2)).join(', ')}), peak RSS ${rss.toFixed(0)} MB`)
+  return r
+}
+
+const airlock = (args: string[], cpu?: string) => timed('node', [RUN_JS, ...args], {cpu})
+
+async function warm(file: string): Promise<void> {
+  for await (const _ of createReadStream(file, {highWaterMark: 4 * 1024 * 1024})) { /* read into page cache */ }
+}
+
+/** skopeo remembers where it saw blobs (and then mounts instead of uploading): start each timed run without that memory. */
+async function forgetSkopeoBlobCache(): Promise<void> {
+  for (const p of ['/var/lib/containers/cache/blob-info-cache-v1.boltdb', path.join(os.homedir(), '.local/share/containers/cache/blob-info-cache-v1.boltdb')]) await rm(p, {force: true})
+}
+
+const docker = (args: string[]) => sh('docker', args)
+const dockerRmi = async (refs: string[]) => { await sh('docker', ['rmi', '-f', ...refs]).catch(() => {}) }
+
+interface Result {
+  w: Workload
+  archiveBytes: number
+  create: Awaited<ReturnType<typeof measure>>
+  skopeoOci: Awaited<ReturnType<typeof measure>>
+  dockerSave?: Awaited<ReturnType<typeof measure>>
+  verify: Awaited<ReturnType<typeof measure>>
+  verify1: Awaited<ReturnType<typeof measure>>
+  openssl: Awaited<ReturnType<typeof measure>>
+  openssl1: Awaited<ReturnType<typeof measure>>
+  installReg: Awaited<ReturnType<typeof measure>>
+  skopeoReg: Awaited<ReturnType<typeof measure>>
+  installDocker?: Awaited<ReturnType<typeof measure>>
+  dockerLoad?: Awaited<ReturnType<typeof measure>>
+}
+
+async function benchWorkload(work: string, w: Workload, key: {priv: string; pub: string}, withDocker: boolean): Promise<Result> {
+  log(`  measuring ${w.name} (${(w.uniqueBytes / 1e6).toFixed(0)} MB unique)`)
+  const dir = path.join(work, w.name)
+  await mkdir(dir, {recursive: true})
+  const spec = path.join(dir, 'bundle.yaml')
+  await writeFile(spec, [
+    'apiVersion: airlock/v1', 'kind: Bundle', 'metadata:', `  name: bench-${w.name}`, '  version: 1.0.0',
+    'platforms: [linux/amd64]', 'images:', ...w.refs.map((r) => `  - ${r}`), 'registries:', `  ${SRC}:`, '    insecure: true', '',
+  ].join('\n'))
+  const archive = path.join(dir, 'bundle.tar')
+  const ociDir = path.join(dir, 'skopeo-oci')
+
+  // 1. create vs skopeo → one OCI dir vs docker save
+  const create = await measure('airlock create', (i) => airlock(['create', spec, '-o', archive, '--sign-key', key.priv, '--cache-dir', path.join(dir, `cache-${i}`)]),
+    async (i) => { await rm(archive, {force: true}); if (i > 0) await rm(path.join(dir, `cache-${i - 1}`), {recursive: true, force: true}) })
+  await rm(path.join(dir, `cache-${RUNS - 1}`), {recursive: true, force: true})
+  const skopeoOci = await measure('skopeo copy → OCI dir', async () => {
+    const t0 = process.hrtime.bigint()
+    for (const [i, ref] of w.refs.entries()) await sh('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${ociDir}:app-${i}`])
+    return {wall: Number(process.hrtime.bigint() - t0) / 1e9}
+  }, async () => { await rm(ociDir, {recursive: true, force: true}); await forgetSkopeoBlobCache() })
+  let dockerSave: Result['dockerSave']
+  const saveTar = path.join(dir, 'docker-save.tar')
+  if (withDocker) {
+    log('    pulling the images into dockerd (not timed)')
+    for (const ref of w.refs) await docker(['pull', '-q', ref])
+    dockerSave = await measure('docker save', () => timed('docker', ['save', '-o', saveTar, ...w.refs]), () => rm(saveTar, {force: true}))
+    saveTarSizes.set(w.name, (await stat(saveTar)).size)
+  }
+
+  // 2. verify vs openssl (page cache warmed first for both)
+  const archiveBytes = (await stat(archive)).size
+  await warm(archive)
+  const verify = await measure('airlock verify', () => airlock(['verify', archive, '--key', key.pub]), () => warm(archive))
+  const openssl = await measure('openssl dgst -sha256', () => timed('openssl', ['dgst', '-sha256', archive]), () => warm(archive))
+  const verify1 = await measure('airlock verify (1 core)', () => airlock(['verify', archive, '--key', key.pub], '0'), () => warm(archive))
+  const openssl1 = await measure('openssl dgst -sha256 (1 core)', () => timed('openssl', ['dgst', '-sha256', archive], {cpu: '0'}), () => warm(archive))
+
+  // 3. install → registry vs skopeo → registry (fresh prefixes)
+  const installReg = await measure('airlock install → registry', (i) => airlock(['install', archive, '--key', key.pub, '--to', `registry://${DST}/al-${w.name}-${STAMP}-${i}`]), () => warm(archive))
+  const skopeoReg = await measure('skopeo copy → registry', async (i) => {
+    const t0 = process.hrtime.bigint()
+    for (const [j, ref] of w.refs.entries()) {
+      const repo = ref.slice(ref.indexOf('/') + 1)
+      await sh('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${ociDir}:app-${j}`, `docker://${DST}/sk-${w.name}-${STAMP}-${i}/${repo}`])
+    }
+    return {wall: Number(process.hrtime.bigint() - t0) / 1e9}
+  }, forgetSkopeoBlobCache)
+
+  // 4. install → docker vs docker load (images removed before each run)
+  let installDocker: Result['installDocker']
+  let dockerLoad: Result['dockerLoad']
+  if (withDocker) {
+    installDocker = await measure('airlock install → docker', () => airlock(['install', archive, '--key', key.pub, '--to', 'docker']), async () => { await dockerRmi(w.refs); await warm(archive) })
+    dockerLoad = await measure('docker load', () => timed('docker', ['load', '-q', '-i', saveTar]), async () => { await dockerRmi(w.refs); await warm(saveTar) })
+    await dockerRmi(w.refs)
+  }
+  await rm(dir, {recursive: true, force: true})
+  return {w, archiveBytes, create, skopeoOci, dockerSave, verify, verify1, openssl, openssl1, installReg, skopeoReg, installDocker, dockerLoad}
+}
+
+function versions() {
+  const v = (cmd: string, args: string[]) => { try { return execFileSync(cmd, args, {encoding: 'utf8'}).trim().split('\n')[0] } catch { return 'n/a' } }
+  const cpu = (/model name\s*:\s*(.+)/.exec(execFileSync('cat', ['/proc/cpuinfo'], {encoding: 'utf8'}))?.[1] ?? 'unknown').trim()
+  return {
+    cores: os.availableParallelism(), cpu, ramGiB: (os.totalmem() / 2 ** 30).toFixed(1),
+    node: process.version, skopeo: v('skopeo', ['--version']), openssl: v('openssl', ['version']),
+    docker: v('docker', ['version', '--format', 'client {{.Client.Version}}, engine {{.Server.Version}} ({{.Server.Os}})']),
+    dockerDriver: v('docker', ['info', '--format', '{{.Driver}}']),
+  }
+}
+
+const f2 = (x: number) => x.toFixed(2)
+const MBs = (bytes: number, s: number) => (bytes / 1e6 / s).toFixed(0)
+const verdict = (ok: boolean) => (ok ? 'met' : '**missed**')
+
+async function main() {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'airlock-bench-'))
+  const withDocker = process.env.BENCH_SKIP_DOCKER !== '1'
+  const out: string[] = []
+  try {
+    log(`bench: work dir ${work}, ${RUNS} runs per measurement`)
+    const key = {priv: path.join(work, 'bench.key.asc'), pub: path.join(work, 'bench.pub.asc')}
+    await sh('node', [RUN_JS, 'key', 'generate', '--name', 'airlock bench', '--out', path.join(work, 'bench')])
+
+    const help = await measure('airlock --help', () => airlock(['--help']))
+
+    log('generating workloads')
+    const layouts = path.join(work, 'layouts')
+    const main = await generateWorkload(path.join(layouts, 'main'), `w${MAIN_MB}`, MAIN_MB, SRC, log)
+    const scaling = process.env.BENCH_SKIP_SCALING === '1' ? [] : [SCALE_MB, SCALE_MB * 2, SCALE_MB * 4]
+    const scaleWl: Workload[] = []
+    for (const mb of scaling) {
+      if (mb === MAIN_MB) { scaleWl.push(main); continue }
+      scaleWl.push(await generateWorkload(path.join(layouts, `s${mb}`), `w${mb}`, mb, SRC, log))
+    }
+    await rm(layouts, {recursive: true, force: true})
+
+    const r = await benchWorkload(work, main, key, withDocker)
+    const scaled: Result[] = []
+    for (const w of scaleWl) scaled.push(w === main ? r : await benchWorkload(work, w, key, false))
+
+    const m = versions()
+    const u = r.w.uniqueBytes
+    out.push('# Benchmarks', '',
+      `Generated by \`npm run bench\` (scripts/bench.sh, scripts/bench/*.ts) on ${new Date().toISOString().slice(0, 10)}. Re-run it to refresh this page.`, '',
+      `- Machine: ${m.cores} cores, ${m.cpu}, ${m.ramGiB} GiB RAM`,
+      `- Versions: node ${m.node}; ${m.skopeo}; docker ${m.docker}, storage driver ${m.dockerDriver}; ${m.openssl}`,
+      `- Workload \`${r.w.name}\`: ${r.w.refs.length} images (common 2-layer base, 2 shared runtime layers, 1 unique app layer each; random data, gzip -1), ${r.w.blobs} unique blobs, ${(u / 1e6).toFixed(0)} MB unique compressed, ${(r.w.referencedBytes / 1e6).toFixed(0)} MB referenced. Source: the testbed registry ${SRC} (loopback, plain HTTP); registry target ${DST}.`,
+      `- Each time is the median of ${RUNS} runs (wall clock, including process start-up). Page cache: files are read once before each verify/install run (\`drop_caches\` is not available in a container), so both sides read from memory. \`airlock create\` starts with an empty cache directory every run. Peak RSS from \`/usr/bin/time\` ("Maximum resident set size").`,
+      '', '## Side by side', '',
+      '| operation | airlock | reference | ratio (airlock / reference) | target | |',
+      '| --- | ---: | ---: | ---: | --- | --- |')
+    const row = (op: string, a: number, refName: string, b: number, target: string, ok: boolean) =>
+      out.push(`| ${op} | ${f2(a)} s | ${refName}: ${f2(b)} s | ${f2(a / b)}× | ${target} | ${verdict(ok)} |`)
+    row('create (registry → signed archive)', r.create.wall, '`skopeo copy` each image → one OCI dir', r.skopeoOci.wall, '≤ 0.8×', r.create.wall / r.skopeoOci.wall <= 0.8)
+    if (r.dockerSave) out.push(`| | | \`docker save\` of the same images (already in dockerd): ${f2(r.dockerSave.wall)} s | ${f2(r.create.wall / r.dockerSave.wall)}× | (information) | |`)
+    const tput = (s: number) => `${MBs(r.archiveBytes, s)} MB/s`
+    out.push(`| verify, 2 cores | ${f2(r.verify.wall)} s (${tput(r.verify.wall)}) | \`openssl dgst -sha256\` of the archive: ${f2(r.openssl.wall)} s (${tput(r.openssl.wall)}) | throughput ${f2(r.openssl.wall / r.verify.wall)}× openssl's | ≥ 1.5× | ${verdict(r.openssl.wall / r.verify.wall >= 1.5)} |`)
+    out.push(`| verify, 1 core (\`taskset -c 0\`) | ${f2(r.verify1.wall)} s (${tput(r.verify1.wall)}) | openssl, 1 core: ${f2(r.openssl1.wall)} s (${tput(r.openssl1.wall)}) | throughput ${f2(r.openssl1.wall / r.verify1.wall)}× openssl's | ≥ 0.9× | ${verdict(r.openssl1.wall / r.verify1.wall >= 0.9)} |`)
+    row('install → registry', r.installReg.wall, '`skopeo copy` OCI dir → registry, each image', r.skopeoReg.wall, '≤ 1.0×', r.installReg.wall / r.skopeoReg.wall <= 1.0)
+    if (r.installDocker && r.dockerLoad) row('install → docker', r.installDocker.wall, '`docker load -i` of the `docker save` tar', r.dockerLoad.wall, '≤ 1.1×', r.installDocker.wall / r.dockerLoad.wall <= 1.1)
+    out.push(`| \`airlock --help\` | ${f2(help.wall)} s | | | ≤ 0.4 s | ${verdict(help.wall <= 0.4)} |`)
+    out.push('', '## Memory and size', '', '| airlock command | peak RSS | target | |', '| --- | ---: | --- | --- |')
+    const rssRow = (n: string, x: {rssMB: number}) => out.push(`| ${n} | ${x.rssMB.toFixed(0)} MB | ≤ 200 MB | ${verdict(x.rssMB <= 200)} |`)
+    rssRow('create', r.create)
+    rssRow('verify', r.verify)
+    rssRow('install → registry', r.installReg)
+    if (r.installDocker) rssRow('install → docker', r.installDocker)
+    const over = (r.archiveBytes - u) / u * 100
+    out.push('', `Archive: ${r.archiveBytes} bytes for ${u} bytes of unique blobs: +${over.toFixed(3)}% (target ≤ +0.5%: ${verdict(over <= 0.5)}). ` +
+      `A non-deduplicating copy would move ${r.w.referencedBytes} bytes (${f2(r.w.referencedBytes / u)}× the archive).`)
+    if (saveTarSizes.has(r.w.name)) out.push('', `For comparison, the \`docker save\` tar of the same images is ${saveTarSizes.get(r.w.name)} bytes.`)
+    if (scaled.length > 0) {
+      out.push('', '## Scaling', '', `The same workload shape at 1×, 2× and 4× the size (${SCALE_MB} MB unique at 1×). Time should grow linearly, memory stay flat.`, '',
+        '| size (unique) | create | skopeo → OCI | verify | openssl | install → registry | skopeo → registry | RSS create / verify / install |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |')
+      for (const s of scaled) {
+        out.push(`| ${(s.w.uniqueBytes / 1e6).toFixed(0)} MB | ${f2(s.create.wall)} s | ${f2(s.skopeoOci.wall)} s | ${f2(s.verify.wall)} s | ${f2(s.openssl.wall)} s | ${f2(s.installReg.wall)} s | ${f2(s.skopeoReg.wall)} s | ${s.create.rssMB.toFixed(0)} / ${s.verify.rssMB.toFixed(0)} / ${s.installReg.rssMB.toFixed(0)} MB |`)
+      }
+      const a = scaled[0]
+      const b = scaled.at(-1)!
+      const k = b.w.uniqueBytes / a.w.uniqueBytes
+      out.push('', `From 1× to ${k.toFixed(1)}× the bytes: create took ${f2(b.create.wall / a.create.wall)}× as long, verify ${f2(b.verify.wall / a.verify.wall)}×, install → registry ${f2(b.installReg.wall / a.installReg.wall)}× (fixed start-up costs make small runs relatively slower); peak RSS changed from ${a.create.rssMB.toFixed(0)}/${a.verify.rssMB.toFixed(0)}/${a.installReg.rssMB.toFixed(0)} MB to ${b.create.rssMB.toFixed(0)}/${b.verify.rssMB.toFixed(0)}/${b.installReg.rssMB.toFixed(0)} MB.`)
+    }
+    const text = `${out.join('\n')}\n`
+    await writeFile(path.join(ROOT, 'docs', 'benchmarks.md'), text)
+    process.stdout.write(text)
+  } finally {
+    await rm(work, {recursive: true, force: true})
+  }
+}
+
+const saveTarSizes = new Map<string, number>()
+
+main().catch((error) => {
+  process.stderr.write(`bench failed: ${(error as Error).stack ?? error}\n`)
+  process.exit(1)
+})

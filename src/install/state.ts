@@ -1,0 +1,156 @@
+/**
+ * Rollback protection: a small local record of which version of each bundle was installed.
+ *
+ * The signed metadata carries the bundle's name and version, so an attacker cannot relabel an old
+ * bundle as new; but an OLD, validly signed bundle (with known vulnerabilities) can still be
+ * replayed. After every successful install we record (name, target) → version here, and `install`
+ * refuses a bundle older than the one recorded for the same target unless --allow-downgrade is given.
+ *
+ * File: --state-file, else $AIRLOCK_STATE_FILE, else $XDG_STATE_HOME/airlock/installed.json, else
+ * ~/.local/state/airlock/installed.json. Written atomically (temp file + rename).
+ */
+import {randomBytes} from 'node:crypto'
+import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+
+import {AirlockError, VerifyError} from '../core/errors.js'
+import {fsError} from '../core/fs-errors.js'
+
+export interface InstalledRecord {
+  name: string
+  version: string
+  /** sha256 (hex) of the signed checksums.sha256: identifies the bundle's exact content. */
+  contentSha256?: string
+  /** Signing key fingerprint, when the bundle was signed. */
+  signer?: string
+  archive: string
+  target: string
+  installedAt: string
+}
+
+export interface InstallState {
+  version: 1
+  bundles: Record<string, InstalledRecord>
+}
+
+export function defaultStateFile(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.AIRLOCK_STATE_FILE) return path.resolve(env.AIRLOCK_STATE_FILE)
+  const base = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state')
+  return path.join(base, 'airlock', 'installed.json')
+}
+
+const SEMVER = /^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/
+
+function cmpNum(a: number, b: number): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+function cmpPrerelease(a: string | undefined, b: string | undefined): number {
+  // No pre-release ranks above any pre-release of the same x.y.z (semver §11).
+  if (a === undefined || b === undefined) return a === b ? 0 : a === undefined ? 1 : -1
+  const pa = a.split('.')
+  const pb = b.split('.')
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    if (pa[i] === undefined) return -1
+    if (pb[i] === undefined) return 1
+    const na = /^\d+$/.test(pa[i])
+    const nb = /^\d+$/.test(pb[i])
+    if (na && nb) {
+      const c = cmpNum(Number(pa[i]), Number(pb[i]))
+      if (c !== 0) return c
+    } else if (na !== nb) {
+      return na ? -1 : 1
+    } else if (pa[i] !== pb[i]) {
+      return pa[i] < pb[i] ? -1 : 1
+    }
+  }
+  return 0
+}
+
+/**
+ * Compare two bundle versions: semver when both are semver (build metadata ignored), else
+ * dot-separated segments compared numerically when both are digits and as strings otherwise.
+ */
+export function compareVersions(a: string, b: string): number {
+  const ma = SEMVER.exec(a)
+  const mb = SEMVER.exec(b)
+  if (ma && mb) {
+    for (let i = 1; i <= 3; i++) {
+      const c = cmpNum(Number(ma[i]), Number(mb[i]))
+      if (c !== 0) return c
+    }
+    return cmpPrerelease(ma[4], mb[4])
+  }
+  const sa = a.replace(/^v/, '').split(/[.-]/)
+  const sb = b.replace(/^v/, '').split(/[.-]/)
+  for (let i = 0; i < Math.max(sa.length, sb.length); i++) {
+    if (sa[i] === undefined) return -1
+    if (sb[i] === undefined) return 1
+    const c = /^\d+$/.test(sa[i]) && /^\d+$/.test(sb[i]) ? cmpNum(Number(sa[i]), Number(sb[i])) : sa[i] < sb[i] ? -1 : sa[i] > sb[i] ? 1 : 0
+    if (c !== 0) return c
+  }
+  return 0
+}
+
+export async function readState(file: string): Promise<InstallState> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {version: 1, bundles: {}}
+    throw new AirlockError('state.unreadable', `cannot read the install state file ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`)
+  }
+  let j: unknown
+  try {
+    j = JSON.parse(text)
+  } catch {
+    throw new AirlockError('state.corrupt', `the install state file ${file} is not valid JSON; fix or remove it (it records installed bundle versions for rollback protection)`)
+  }
+  const s = j as Partial<InstallState>
+  if (!s || typeof s !== 'object' || s.version !== 1 || !s.bundles || typeof s.bundles !== 'object') {
+    throw new AirlockError('state.corrupt', `the install state file ${file} has an unknown format`)
+  }
+  return s as InstallState
+}
+
+/**
+ * Records are kept per bundle name AND target: installing v2 into docker says nothing about what
+ * the registry or containerd on the same machine hold.
+ */
+export function stateKey(name: string, target: string): string {
+  return `${name} → ${target}`
+}
+
+/** Throws VerifyError `bundle.downgrade` when `bundle` is older than the recorded install on `target`. */
+export function checkDowngrade(state: InstallState, bundle: {name: string; version: string}, file: string, target: string): void {
+  const key = stateKey(bundle.name, target)
+  const was = Object.hasOwn(state.bundles, key) ? state.bundles[key] : undefined
+  if (!was || typeof was.version !== 'string') return
+  if (compareVersions(bundle.version, was.version) < 0) {
+    throw new VerifyError(
+      'bundle.downgrade',
+      `bundle ${bundle.name} ${bundle.version} is older than version ${was.version}, installed ${was.installedAt} to ${was.target}: refusing a downgrade (pass --allow-downgrade if this rollback is intended)`,
+      {entry: bundle.name, details: [`state file: ${file}`]},
+    )
+  }
+}
+
+/** Record a successful install (read-modify-write, atomic replace). */
+export async function recordInstall(file: string, rec: InstalledRecord): Promise<void> {
+  try {
+    await mkdir(path.dirname(file), {recursive: true})
+    const state = await readState(file).catch(() => ({version: 1, bundles: {}}) as InstallState)
+    state.bundles[stateKey(rec.name, rec.target)] = rec
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+    try {
+      await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', {mode: 0o644})
+      await rename(tmp, file)
+    } catch (error) {
+      await rm(tmp, {force: true})
+      throw error
+    }
+  } catch (error) {
+    throw fsError(error, `install state file ${file}`)
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * `create --with-installer DIR`: complete installation media in one folder — the archive (all
+ * parts), the self-contained installer (Node runtime included), the public key, the signer's
+ * fingerprint, SHA256SUMS and an INSTALL.txt with the exact commands.
+ */
+import {createReadStream} from 'node:fs'
+import {copyFile, mkdir, realpath, writeFile} from 'node:fs/promises'
+import {createHash} from 'node:crypto'
+import path from 'node:path'
+import {pipeline} from 'node:stream/promises'
+
+import {InputError} from '../core/errors.js'
+import {findSigningKey} from '../sign/find.js'
+import {describeKey} from '../sign/keys.js'
+import {loadBundleSpec} from '../spec/load.js'
+import {buildInstaller} from './installer.js'
+
+export interface MediaResult {
+  dir: string
+  installer: string
+  archive: string[]
+  publicKey?: string
+  fingerprint?: string
+  instructions: string
+}
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256')
+  await pipeline(createReadStream(file), h)
+  return h.digest('hex')
+}
+
+/** `ABCD 1234 …`: the fingerprint in groups of four, as people read it aloud. */
+export function groupFingerprint(f: string): string {
+  return f.replace(/(.{4})/g, '$1 ').trim()
+}
+
+export async function writeInstallMedia(opts: {
+  dir: string
+  /** archive files written by create (one, or the parts of a split archive) */
+  files: string[]
+  bundle: {name: string; version: string}
+  signer?: {fingerprint: string; userId?: string}
+  /** how create found the signing key, to write its PUBLIC half */
+  specFile: string
+  signKey?: string
+}): Promise<MediaResult> {
+  const dir = path.resolve(opts.dir)
+  await mkdir(dir, {recursive: true})
+  const archive: string[] = []
+  for (const f of opts.files) {
+    const dest = path.join(dir, path.basename(f))
+    // eslint-disable-next-line no-await-in-loop
+    if ((await realpath(f)) !== path.join(await realpath(dir), path.basename(f))) await copyFile(f, dest)
+    archive.push(path.basename(f))
+  }
+  let publicKey: string | undefined
+  if (opts.signer) {
+    const spec = await loadBundleSpec(opts.specFile)
+    const key = await findSigningKey({path: opts.signKey ?? spec.signing?.key, fingerprint: opts.signKey ? undefined : spec.signing?.fingerprint})
+    if (!key || describeKey(key).fingerprint !== opts.signer.fingerprint) {
+      throw new InputError('media.key', 'cannot find the signing key again to write its public half into the media')
+    }
+    publicKey = 'airlock.pub.asc'
+    await writeFile(path.join(dir, publicKey), key.toPublic().armor())
+    await writeFile(path.join(dir, 'FINGERPRINT.txt'), `${opts.signer.fingerprint}${opts.signer.userId ? `  ${opts.signer.userId}` : ''}\n`)
+  }
+  const inst = await buildInstaller({outDir: dir})
+  const installer = path.basename(inst.file)
+  const sums = []
+  for (const f of [installer, ...archive, ...(publicKey ? [publicKey] : [])]) {
+    // eslint-disable-next-line no-await-in-loop
+    sums.push(`${await sha256File(path.join(dir, f))}  ${f}`)
+  }
+  await writeFile(path.join(dir, 'SHA256SUMS'), sums.join('\n') + '\n')
+
+  const a = archive[0]
+  const keyArg = publicKey ? `--key ${publicKey}` : '--allow-unsigned'
+  const run = `./${inst.launcher}`
+  const text = [
+    `airlock installation media: bundle ${opts.bundle.name} ${opts.bundle.version}`,
+    '',
+    'Files',
+    `  ${installer}  airlock with its own Node ${inst.nodeVersion} runtime (${inst.platform}); the target needs no Node`,
+    ...archive.map((f) => `  ${f}  the signed image archive${archive.length > 1 ? ' (part; pass the first one, the rest are found)' : ''}`),
+    ...(publicKey ? [`  ${publicKey}  the public key the archive is signed with`, '  FINGERPRINT.txt  that key\'s fingerprint'] : []),
+    '  SHA256SUMS  checksums of the files above (against accidental damage only)',
+    '',
+    ...(opts.signer
+      ? [
+        'Signing key fingerprint (compare it with the one you received OUT OF BAND — by phone, on paper —',
+        'never only with this file: whoever could change the archive on this media could change this file too):',
+        '',
+        `    ${groupFingerprint(opts.signer.fingerprint)}${opts.signer.userId ? `   (${opts.signer.userId})` : ''}`,
+        '',
+      ]
+      : ['WARNING: this bundle is UNSIGNED: nothing proves where it came from.', '']),
+    'On the target, in this folder:',
+    '',
+    `  1. tar -xzf ${installer}`,
+    `  2. ${run} verify ${a} ${keyArg}`,
+    ...(opts.signer ? ['     It prints "signed by <FINGERPRINT>": it must equal the fingerprint you got out of band.'] : []),
+    '  3. install, for example one of:',
+    `     ${run} install ${a} ${keyArg} --to docker`,
+    `     ${run} install ${a} ${keyArg} --to podman`,
+    `     ${run} install ${a} ${keyArg} --to containerd --namespace k8s.io`,
+    `     ${run} install ${a} ${keyArg} --to registry://registry.local:5000`,
+    '     or serve it as a read-only registry until Ctrl-C:',
+    `     ${run} serve ${a} ${keyArg} --listen 0.0.0.0:5000`,
+    '',
+    `  ${run} inspect ${a} ${keyArg} shows what the archive holds; every command has --help.`,
+    '',
+  ].join('\n')
+  await writeFile(path.join(dir, 'INSTALL.txt'), text)
+  return {dir, installer, archive, ...(publicKey ? {publicKey, fingerprint: opts.signer!.fingerprint} : {}), instructions: 'INSTALL.txt'}
+}

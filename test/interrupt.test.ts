@@ -1,0 +1,181 @@
+/**
+ * Interrupted runs: `kill -9` of the `airlock create` CLI during resolution, mid-pull (a stalling
+ * proxy in front of the real registry) and mid-archive write never leaves a corrupt cache entry
+ * or a file under the final archive name; the rerun completes, cleans stale temp files and reuses
+ * the cache. A killed `install --to registry` rerun completes and skips the blobs already there.
+ */
+import assert from 'node:assert/strict'
+import {ChildProcess, spawn} from 'node:child_process'
+import {createHash, randomBytes} from 'node:crypto'
+import {existsSync, watch} from 'node:fs'
+import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {after, before, describe, it} from 'node:test'
+
+import {readArchive} from '../src/transports/archive/reader.js'
+import {RegistryClient} from '../src/transports/registry/client.js'
+import {FaultProxy, times} from './helpers/fault-proxy.js'
+import {buildImage, pushImage} from './helpers/images.js'
+import {Testbed, testbed} from './helpers/testbed.js'
+
+const root = path.resolve(import.meta.dirname, '..')
+const bin = path.join(root, 'bin', 'run.js')
+let tb: Testbed
+let dir: string
+let cache: string
+let src: FaultProxy
+const BIG = 24 * 1024 * 1024
+
+function start(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & {out: Promise<{status: number | null; stdout: string; stderr: string}>} {
+  const child = spawn(process.execPath, [bin, ...args], {cwd: dir, env: {...process.env, AIRLOCK_CACHE_DIR: cache, AIRLOCK_RETRY_BASE_DELAY_MS: '5', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (d) => (stdout += d))
+  child.stderr!.on('data', (d) => (stderr += d))
+  const out = new Promise<{status: number | null; stdout: string; stderr: string}>((resolve) => child.on('close', (status) => resolve({status, stdout, stderr})))
+  return Object.assign(child, {out})
+}
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+  const t0 = Date.now()
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error('timed out waiting')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+async function assertCacheSound(): Promise<number> {
+  const d = path.join(cache, 'blobs', 'sha256')
+  const files = existsSync(d) ? await readdir(d) : []
+  for (const f of files) {
+    const h = createHash('sha256').update(await readFile(path.join(d, f))).digest('hex')
+    assert.equal(h, f, `cache entry ${f} is corrupt`)
+  }
+  return files.length
+}
+
+async function tmpFiles(): Promise<string[]> {
+  return readdir(path.join(cache, 'tmp')).catch(() => [])
+}
+
+describe('interrupted runs (kill -9)', {timeout: 300_000}, () => {
+  before(async () => {
+    tb = await testbed()
+    dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-interrupt-'))
+    cache = path.join(dir, 'cache')
+    const layout = path.join(dir, 'layout-big')
+    await buildImage({layers: [{files: {'data/big.bin': randomBytes(BIG)}}], config: {Cmd: ['/bin/true']}}, layout, '1')
+    await pushImage(layout, `${tb.registries.open}/interrupt/big:1`, {tag: '1'})
+    src = await FaultProxy.start(tb.registries.open)
+    await writeFile(path.join(dir, 'bundle.yaml'), `apiVersion: airlock/v1\nkind: Bundle\nmetadata: {name: intr, version: 1.0.0}\nplatforms: [linux/amd64]\nimages:\n  - ${src.host}/testbed/app-a:1\n  - ${src.host}/interrupt/big:1\n`)
+  })
+  after(async () => {
+    await src?.close()
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  it('killed during resolution: no archive, sound cache', async () => {
+    src.rules = [times(Infinity, /\/manifests\//, {kind: 'stall', afterBytes: 0})]
+    src.log.length = 0
+    const c = start(['create', '--unsigned', '-o', 'out.tar'])
+    await until(() => src.log.length >= 1)
+    c.kill('SIGKILL')
+    assert.equal((await c.out).status, null)
+    assert.ok(!existsSync(path.join(dir, 'out.tar')))
+    await assertCacheSound()
+  })
+
+  it('killed mid-pull (stalled big layer): sound cache; the rerun cleans temp files and pulls less', async () => {
+    const bigRe = /\/interrupt\/big\/blobs\//
+    src.rules = [(r) => (bigRe.test(r.path) && r.method === 'GET' && !r.path.includes('manifests') ? {kind: 'stall', afterBytes: 8 * 1024 * 1024} : undefined)]
+    src.log.length = 0
+    const c = start(['create', '--unsigned', '-o', 'out.tar'])
+    // wait until the big layer is stalled, and the small blobs (other requests) are done
+    await until(async () => src.log.some((l) => l.fault === 'stall') && (await tmpFiles()).length > 0)
+    await new Promise((r) => setTimeout(r, 500))
+    c.kill('SIGKILL')
+    await c.out
+    const entries = await assertCacheSound()
+    assert.ok(entries >= 3, `only ${entries} cache entries survived`)
+    const stale = await tmpFiles()
+    assert.ok(stale.length >= 1, 'expected the killed run to leave a temp file')
+    assert.ok(!existsSync(path.join(dir, 'out.tar')) && !existsSync(path.join(dir, 'out.tar.partial')))
+
+    src.rules = []
+    const r = start(['create', '--unsigned', '-o', 'out.tar', '--json'])
+    const res = await r.out
+    assert.equal(res.status, 0, res.stderr)
+    const j = JSON.parse(res.stdout)
+    assert.ok(j.bytesCached > 1_000_000, `bytesCached ${j.bytesCached}`)
+    assert.ok(j.bytesPulled >= BIG && j.bytesPulled < BIG + 1_000_000, `bytesPulled ${j.bytesPulled}`)
+    assert.deepEqual(await tmpFiles(), [], 'stale temp files were not cleaned')
+    await assertCacheSound()
+    await readArchive([path.join(dir, 'out.tar')], {trustedKeys: [], allowUnsigned: true})
+    console.log(`  rerun after kill mid-pull: pulled ${j.bytesPulled} B, cached ${j.bytesCached} B`)
+  })
+
+  it('killed mid-archive write: no file under the final name (or a complete one); the rerun pulls nothing', async () => {
+    src.rules = []
+    const out = path.join(dir, 'write.tar')
+    let caught = false
+    for (let attempt = 0; attempt < 3 && !caught; attempt++) {
+      const c = start(['create', '--unsigned', '-o', 'write.tar'])
+      const w = watch(dir, (_e, f) => {
+        if (f === 'write.tar.partial') c.kill('SIGKILL')
+      })
+      const res = await c.out
+      w.close()
+      caught = res.status === null
+      if (caught) {
+        // a killed write leaves at most the .partial, never the final name
+        assert.ok(!existsSync(out), 'a killed run left a file under the final archive name')
+      } else {
+        await readArchive([out], {trustedKeys: [], allowUnsigned: true}) // finished before the kill: complete
+        await rm(out)
+      }
+    }
+    assert.ok(caught, 'could not kill the writer mid-write in 3 attempts')
+    await assertCacheSound()
+    const r = start(['create', '--unsigned', '-o', 'write.tar', '--json'])
+    const res = await r.out
+    assert.equal(res.status, 0, res.stderr)
+    assert.equal(JSON.parse(res.stdout).bytesPulled, 0)
+    assert.ok(!existsSync(`${out}.partial`))
+    await readArchive([out], {trustedKeys: [], allowUnsigned: true})
+  })
+
+  it('killed install --to registry: nothing visible; the rerun completes and skips blobs already there', async () => {
+    const archive = path.join(dir, 'out.tar')
+    const dst = await FaultProxy.start(tb.registries.target)
+    try {
+      const prefix = `interrupt${Date.now()}`
+      // the big blob's upload reaches the registry, but its answer never comes back
+      dst.rules = [times(1, /\/blobs\/uploads\//, {kind: 'stall', afterBytes: 0}, 'PUT')]
+      const args = ['install', archive, '--allow-unsigned', '--to', `registry://${dst.host}/${prefix}`, '--state-file', path.join(dir, 'state.json')]
+      const c = start(args)
+      await until(() => dst.log.some((l) => l.fault === 'stall'))
+      await new Promise((r) => setTimeout(r, 300))
+      c.kill('SIGKILL')
+      await c.out
+      const tc = new RegistryClient({host: tb.registries.target})
+      try {
+        assert.equal(await tc.headManifest(`${prefix}/testbed/app-a`, '1'), undefined, 'a killed install made an image visible')
+      } finally {
+        tc.close()
+      }
+      const uploadsBefore = dst.count('POST', /\/blobs\/uploads\/$/)
+      dst.rules = []
+      const r = start([...args, '--json'])
+      const res = await r.out
+      assert.equal(res.status, 0, res.stderr)
+      assert.equal(JSON.parse(res.stdout).images.length, 2)
+      const uploadsRerun = dst.count('POST', /\/blobs\/uploads\/$/) - uploadsBefore
+      const blobs = JSON.parse(res.stdout).blobs as number
+      assert.ok(uploadsRerun < blobs, `rerun uploaded ${uploadsRerun} of ${blobs} blobs`)
+      console.log(`  install rerun after kill: ${uploadsRerun} uploads for ${blobs} blobs (${uploadsBefore} before the kill)`)
+    } finally {
+      await dst.close()
+    }
+  })
+})
