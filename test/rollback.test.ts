@@ -58,43 +58,48 @@ describe('rollback protection (installed-versions state file)', {timeout: 120_00
     assert.equal(compareVersions('b', 'a'), 1)
   })
 
-  it('records installs and refuses an older version of the same bundle unless --allow-downgrade', async () => {
+  it('records installs and refuses an older version of the same bundle on the same target unless --allow-downgrade', async () => {
     const state = path.join(dir, 'state', 'installed.json')
     const to = (n: string) => `oci:${path.join(dir, `oci-${n}`)}`
+    const key = (n: string) => `shop → ${to(n)}`
     let r = airlock(['install', archives['1.10.0'], '--key', pub, '--to', to('a'), '--state-file', state])
     assert.equal(r.code, 0, r.stderr)
     const rec = JSON.parse(await readFile(state, 'utf8'))
-    assert.equal(rec.bundles.shop.version, '1.10.0')
-    assert.match(rec.bundles.shop.contentSha256, /^[a-f0-9]{64}$/)
-    assert.equal(rec.bundles.shop.target, to('a'))
+    assert.equal(rec.bundles[key('a')].version, '1.10.0')
+    assert.match(rec.bundles[key('a')].contentSha256, /^[a-f0-9]{64}$/)
+    assert.equal(rec.bundles[key('a')].target, to('a'))
+    const indexA = await readFile(path.join(dir, 'oci-a', 'index.json'), 'utf8')
 
-    // 1.9.0 < 1.10.0 (a string compare would say otherwise): refused, exit 3, nothing written
-    r = airlock(['install', archives['1.9.0'], '--key', pub, '--to', to('b'), '--state-file', state])
+    // 1.9.0 < 1.10.0 (a string compare would say otherwise): refused, exit 3, target untouched
+    r = airlock(['install', archives['1.9.0'], '--key', pub, '--to', to('a'), '--state-file', state])
     assert.equal(r.code, 3, r.stdout + r.stderr)
     assert.match(r.stderr, /bundle shop 1\.9\.0 is older than version 1\.10\.0, .*--allow-downgrade/)
-    assert.ok(!existsSync(path.join(dir, 'oci-b')), 'the refused install wrote to the target')
+    assert.equal(await readFile(path.join(dir, 'oci-a', 'index.json'), 'utf8'), indexA, 'the refused install changed the target')
     // the dry run refuses too, with --json giving the stable code
-    r = airlock(['install', archives['1.9.0'], '--key', pub, '--to', to('b'), '--state-file', state, '--dry-run', '--json'])
+    r = airlock(['install', archives['1.9.0'], '--key', pub, '--to', to('a'), '--state-file', state, '--dry-run', '--json'])
     assert.equal(r.code, 3)
     assert.equal(JSON.parse(r.stdout).error.code, 'bundle.downgrade')
+    // another target has its own history: 1.9.0 is fine there
+    r = airlock(['install', archives['1.9.0'], '--key', pub, '--to', to('b'), '--state-file', state])
+    assert.equal(r.code, 0, r.stderr)
 
     // the same version again is fine (re-install), a newer one too
-    assert.equal(airlock(['install', archives['1.10.0'], '--key', pub, '--to', to('c'), '--state-file', state]).code, 0)
-    assert.equal(airlock(['install', archives['2.0.0'], '--key', pub, '--to', to('d')], {AIRLOCK_STATE_FILE: state}).code, 0)
+    assert.equal(airlock(['install', archives['1.10.0'], '--key', pub, '--to', to('a'), '--state-file', state]).code, 0)
+    assert.equal(airlock(['install', archives['2.0.0'], '--key', pub, '--to', to('a')], {AIRLOCK_STATE_FILE: state}).code, 0)
     // a pre-release of the installed version is older
-    r = airlock(['install', archives['2.0.0-rc.1'], '--key', pub, '--to', to('e')], {AIRLOCK_STATE_FILE: state})
+    r = airlock(['install', archives['2.0.0-rc.1'], '--key', pub, '--to', to('a')], {AIRLOCK_STATE_FILE: state})
     assert.equal(r.code, 3, r.stderr)
     // explicit rollback
-    r = airlock(['install', archives['1.9.0'], '--key', pub, '--to', to('f'), '--state-file', state, '--allow-downgrade'])
+    r = airlock(['install', archives['1.9.0'], '--key', pub, '--to', to('a'), '--state-file', state, '--allow-downgrade'])
     assert.equal(r.code, 0, r.stderr)
-    assert.equal(JSON.parse(await readFile(state, 'utf8')).bundles.shop.version, '1.9.0')
+    assert.equal(JSON.parse(await readFile(state, 'utf8')).bundles[key('a')].version, '1.9.0')
   })
 
   it('defaults to $XDG_STATE_HOME/airlock/installed.json and refuses a corrupt state file clearly', async () => {
     const xdg = path.join(dir, 'xdg')
     const r = airlock(['install', archives['2.0.0'], '--key', pub, '--to', `oci:${path.join(dir, 'oci-x')}`], {XDG_STATE_HOME: xdg, AIRLOCK_STATE_FILE: ''})
     assert.equal(r.code, 0, r.stderr)
-    assert.equal(JSON.parse(await readFile(path.join(xdg, 'airlock', 'installed.json'), 'utf8')).bundles.shop.version, '2.0.0')
+    assert.equal(JSON.parse(await readFile(path.join(xdg, 'airlock', 'installed.json'), 'utf8')).bundles[`shop → oci:${path.join(dir, 'oci-x')}`].version, '2.0.0')
     const bad = path.join(dir, 'bad.json')
     await writeFile(bad, '{not json')
     const r2 = airlock(['install', archives['2.0.0'], '--key', pub, '--to', `oci:${path.join(dir, 'oci-y')}`, '--state-file', bad])

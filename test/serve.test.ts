@@ -281,7 +281,9 @@ describe('airlock serve', () => {
     await assert.rejects(get(`${base}/v2/`), /ECONNREFUSED/)
     const chunks: Buffer[] = []
     inflight.on('data', (c: Buffer) => chunks.push(c))
-    await new Promise((r) => inflight.on('end', r))
+    const ended = new Promise((r) => inflight.on('end', r))
+    inflight.resume()
+    await ended
     assert.equal(sha(Buffer.concat(chunks)), largest.digest)
     const {code, stopped} = await stop(s)
     assert.equal(code, 0, s.stderr())
