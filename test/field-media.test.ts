@@ -100,6 +100,27 @@ describe('field media: split archives and differential bundles', {timeout: 600_0
     assert.equal(airlock(['verify', 'split.tar.*', '--key', pub]).code, 0)
   })
 
+  it('serve reads a split archive straight from its parts', async () => {
+    const {spawn} = await import('node:child_process')
+    const child = spawn(process.execPath, [bin, 'serve', 'split.tar.000', '--key', pub, '--listen', '127.0.0.1:0', '--json'], {cwd: dir, env: tb.processEnv, stdio: ['ignore', 'pipe', 'pipe']})
+    try {
+      const ready = await new Promise<{address: string}>((resolve, reject) => {
+        let buf = ''
+        child.stdout.on('data', (c: Buffer) => {
+          buf += c.toString()
+          const line = buf.split('\n').find((l) => l.includes('"ready"'))
+          if (line) resolve(JSON.parse(line) as {address: string})
+        })
+        child.on('exit', (code) => reject(new Error(`serve exited ${code}`)))
+      })
+      const addr = ready.address.replace(/^https?:\/\//, '')
+      const {stdout} = await execFileP('skopeo', ['inspect', '--tls-verify=false', `docker://${addr}/testbed/app-b:1`], {env: tb.processEnv})
+      assert.equal((JSON.parse(stdout) as {Digest: string}).Digest, tb.images['app-b'].digest)
+    } finally {
+      child.kill('SIGTERM')
+    }
+  })
+
   it('a missing, reordered, duplicated or foreign part is detected and named', async () => {
     const p = (n: number) => path.join(dir, `split.tar.00${n}`)
     // missing

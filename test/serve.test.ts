@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import {ChildProcess, execFile, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {copyFile, mkdtemp, open, readFile, rm, writeFile} from 'node:fs/promises'
+import {copyFile, mkdtemp, open, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -309,6 +309,26 @@ describe('airlock serve: integrity', () => {
       assert.match(e.message, new RegExp(`blobs/sha256/${layer.slice(7)}`))
       return true
     })
+  })
+
+  it('serves the verified file even when another file is renamed over its path', async () => {
+    const file = path.join(dir, 'renamed.tar')
+    await copyFile(archive, file)
+    const s = await serve(file)
+    try {
+      const layer = image('app-a:1').blobs.reduce((a, b) => (b.size > a.size ? b : a))
+      const other = Buffer.from(await readFile(archive))
+      other[loc(layer.digest).offset + 10] ^= 0xff
+      await writeFile(`${file}.new`, other)
+      await rename(`${file}.new`, file)
+      const r = await get(`${s.ready.url}/v2/testbed/app-a/blobs/${layer.digest}`)
+      assert.equal(r.complete, true)
+      assert.equal(sha(r.body), layer.digest)
+    } finally {
+      const {code, stopped} = await stop(s)
+      assert.equal(code, 0)
+      assert.equal(stopped.stats.integrityFailures, 0)
+    }
   })
 
   it('bytes changed in place after verification are never served complete', async () => {

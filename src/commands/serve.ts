@@ -63,7 +63,7 @@ Exit codes: 0 stopped by a signal, 3 verification failed, 2 invalid input, 1 oth
         process.off('SIGTERM', on)
         process.off('SIGINT', on)
         // A second signal while draining cuts the remaining connections.
-        process.once(sig, () => void handle.close())
+        process.once(sig, () => handle.closeAll())
         resolve(sig)
       }
       process.on('SIGTERM', on)

@@ -12,8 +12,7 @@
  */
 import {createHash} from 'node:crypto'
 import {existsSync} from 'node:fs'
-import {open, readFile} from 'node:fs/promises'
-import type {FileHandle} from 'node:fs/promises'
+import {readFile} from 'node:fs/promises'
 import http from 'node:http'
 import https from 'node:https'
 import type {AddressInfo} from 'node:net'
@@ -24,6 +23,8 @@ import {DIGEST_RE} from '../core/model.js'
 import {loadTrustedKeys} from '../sign/keys.js'
 import type {SignerInfo} from '../sign/signature.js'
 import {readArchive} from '../transports/archive/reader.js'
+import {MultiFile} from '../transports/archive/multifile.js'
+import {resolveArchiveParts} from '../transports/archive/parts.js'
 import type {AirlockMetadata} from '../transports/archive/metadata.js'
 import {buildCatalog, Catalog, ServedEntry, ServedImage} from './catalog.js'
 
@@ -66,6 +67,8 @@ export interface ServeHandle {
   stats: ServeStats
   /** Stop accepting, let in-flight requests finish (up to shutdownTimeoutMs), close the archive. */
   close(): Promise<ServeStats>
+  /** Cut every open connection now (a second signal while draining). */
+  closeAll(): void
 }
 
 const CHUNK = 1024 * 1024
@@ -105,19 +108,15 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'))
   const trustedKeys = opts.keys.length > 0 ? await loadTrustedKeys(opts.keys) : []
 
-  let fh: FileHandle
-  try {
-    fh = await open(opts.archive, 'r')
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    throw new InputError('archive.open', code === 'ENOENT' ? `archive not found: ${opts.archive}` : `cannot open ${opts.archive}: ${code ?? (error as Error).message}`)
-  }
+  // A split archive is served from its parts as they are (offsets count across parts).
+  const parts = await resolveArchiveParts(opts.archive)
+  const fh = await MultiFile.open(parts)
   let server: http.Server | undefined
   try {
     // Verify through the descriptor we keep: the served bytes are the verified file, not whatever the path names later.
-    const viaFd = `/proc/self/fd/${fh.fd}`
-    const source = process.platform === 'linux' && existsSync(viaFd) ? viaFd : opts.archive
-    const report = await readArchive([source], {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
+    const viaFd = fh.fdPaths()
+    const source = process.platform === 'linux' && viaFd.every((p) => existsSync(p)) ? viaFd : parts
+    const report = await readArchive(source, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
     const catalog = buildCatalog(report.head)
     for (const w of catalog.warnings) log(`warning: ${w}`)
     const stats: ServeStats = {requests: 0, blobBytes: 0, manifestsServed: 0, blobsServed: 0, integrityFailures: 0}
@@ -175,6 +174,9 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
         })()
         return closing
       },
+      closeAll() {
+        srv.closeAllConnections()
+      },
     }
   } catch (error) {
     server?.close()
@@ -186,7 +188,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
 // ------------------------------------------------------------------------------- protocol
 
 interface Ctx {
-  fh: FileHandle
+  fh: MultiFile
   catalog: Catalog
   stats: ServeStats
   log: (line: string) => void
@@ -354,7 +356,7 @@ function write(res: http.ServerResponse, b: Buffer): Promise<boolean> {
  * Send bytes [start, end] of the entry while hashing ALL of it; the last piece goes out only once
  * the hash matched, so a changed archive never yields a complete response.
  */
-async function streamVerified(fh: FileHandle, entry: ServedEntry, start: number, end: number, res: http.ServerResponse): Promise<'ok' | 'mismatch' | 'aborted'> {
+async function streamVerified(fh: MultiFile, entry: ServedEntry, start: number, end: number, res: http.ServerResponse): Promise<'ok' | 'mismatch' | 'aborted'> {
   const hash = createHash('sha256')
   let pos = 0
   let held: Buffer | undefined

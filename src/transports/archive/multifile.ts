@@ -1,0 +1,55 @@
+import {open} from 'node:fs/promises'
+import type {FileHandle} from 'node:fs/promises'
+
+import {InputError} from '../../core/errors.js'
+
+/**
+ * Random access over an archive that may be split into parts: positions count from the start of
+ * the first part, as in `cat` of the parts. Each part is opened once and kept open.
+ */
+export class MultiFile {
+  private constructor(readonly handles: FileHandle[], readonly sizes: number[]) {}
+
+  static async open(parts: string[]): Promise<MultiFile> {
+    const handles: FileHandle[] = []
+    try {
+      for (const p of parts) {
+        // eslint-disable-next-line no-await-in-loop
+        handles.push(await open(p, 'r'))
+      }
+    } catch (error) {
+      await Promise.all(handles.map((h) => h.close()))
+      const code = (error as NodeJS.ErrnoException).code
+      throw new InputError('archive.open', code === 'ENOENT' ? `archive not found: ${parts[handles.length]}` : `cannot open ${parts[handles.length]}: ${code ?? (error as Error).message}`)
+    }
+    const sizes = await Promise.all(handles.map(async (h) => (await h.stat()).size))
+    return new MultiFile(handles, sizes)
+  }
+
+  /** Paths that name exactly the opened files (Linux), so later renames over the paths change nothing. */
+  fdPaths(): string[] {
+    return this.handles.map((h) => `/proc/self/fd/${h.fd}`)
+  }
+
+  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{bytesRead: number}> {
+    let done = 0
+    let start = 0
+    for (const [i, size] of this.sizes.entries()) {
+      const end = start + size
+      const pos = position + done
+      if (done < length && pos < end && pos >= start) {
+        const n = Math.min(length - done, end - pos)
+        // eslint-disable-next-line no-await-in-loop
+        const {bytesRead} = await this.handles[i].read(buffer, offset + done, n, pos - start)
+        done += bytesRead
+        if (bytesRead < n) break
+      }
+      start = end
+    }
+    return {bytesRead: done}
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.handles.map((h) => h.close().catch(() => {})))
+  }
+}
