@@ -56,6 +56,7 @@ PKG_MAP=(
   "gpg:gnupg"
   "newuidmap:uidmap"
   "curl:curl"
+  "sqop:sqop"
 )
 
 ensure_packages() {
