@@ -6,6 +6,7 @@ import path from 'node:path'
 import {promisify} from 'node:util'
 import {after, before, describe, it} from 'node:test'
 
+import {registryTags} from './helpers/registry-state.js'
 import {Testbed, testbed} from './helpers/testbed.js'
 
 const execFileP = promisify(execFile)
@@ -20,16 +21,6 @@ let pub: string
 function airlock(args: string[], env: NodeJS.ProcessEnv = {}) {
   const r = spawnSync(process.execPath, [bin, ...args], {cwd: dir, env: {...tb.processEnv, AIRLOCK_STATE_FILE: path.join(dir, 'installed.json'), ...env}, encoding: 'utf8', timeout: 300_000})
   return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-}
-
-async function tags(host: string): Promise<string> {
-  const {repositories} = (await (await fetch(`http://${host}/v2/_catalog?n=1000`)).json()) as {repositories: string[]}
-  const out: string[] = []
-  for (const r of repositories.sort()) {
-    const t = (await (await fetch(`http://${host}/v2/${r}/tags/list`)).json()) as {tags: string[] | null}
-    if (t.tags?.length) out.push(`${r}: ${t.tags.sort().join(',')}`)
-  }
-  return out.join('\n')
 }
 
 const BASE_YAML = `apiVersion: airlock/v1
@@ -161,11 +152,11 @@ describe('field media: split archives and differential bundles', {timeout: 600_0
     const full = (await readFile(path.join(dir, 'base.tar'))).length
     assert.ok(size < full / 4, `differential ${size} bytes should be far smaller than the base ${full}`)
     const target = tb.registries.target
-    const before = await tags(target)
+    const before = await registryTags(target)
     let r = airlock(['install', 'next.tar', '--key', pub, '--to', `registry://${target}/field-empty`])
     assert.equal(r.code, 2, r.stderr)
     assert.match(r.stderr, /target lacks \d+ of the \d+ blob\(s\) this differential bundle expects from field 1\.0\.0/)
-    assert.equal(await tags(target), before, 'nothing was tagged')
+    assert.equal(await registryTags(target), before, 'nothing was tagged')
     r = airlock(['install', 'base.tar', '--key', pub, '--to', `registry://${target}/field`])
     assert.equal(r.code, 0, r.stderr)
     r = airlock(['install', 'next.tar', '--key', pub, '--to', `registry://${target}/field`, '--json'])

@@ -8,6 +8,7 @@ import {promisify} from 'node:util'
 import {after, before, describe, it} from 'node:test'
 
 import {dataOffset, joinTar, splitTar} from './helpers/archive.js'
+import {registryTags} from './helpers/registry-state.js'
 import {Testbed, testbed} from './helpers/testbed.js'
 
 const execFileP = promisify(execFile)
@@ -23,20 +24,6 @@ let pub: string
 function airlock(args: string[], env: NodeJS.ProcessEnv = {}) {
   const r = spawnSync(process.execPath, [bin, ...args], {cwd: dir, env: {...tb.processEnv, ...env}, encoding: 'utf8', timeout: 300_000})
   return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-}
-
-/** Every tag on the registry: what a failed install must leave exactly as it was. */
-async function registryState(host: string): Promise<string> {
-  const res = await fetch(`http://${host}/v2/_catalog?n=1000`)
-  const {repositories} = (await res.json()) as {repositories: string[]}
-  const out: string[] = []
-  for (const r of repositories.sort()) {
-    const t = (await (await fetch(`http://${host}/v2/${r}/tags/list`)).json()) as {tags: string[] | null}
-    // Blobs uploaded before a failure are invisible content (a repository with no tag in the catalog);
-    // what must never appear is a tag.
-    if (t.tags && t.tags.length > 0) out.push(`${r}: ${t.tags.sort().join(',')}`)
-  }
-  return out.join('\n')
 }
 
 async function headDigest(host: string, repo: string, ref: string): Promise<string | null> {
@@ -133,11 +120,11 @@ images:
   })
 
   it('--dry-run verifies and lists, and changes nothing', async () => {
-    const before = await registryState(tb.registries.target)
+    const before = await registryTags(tb.registries.target)
     const r = airlock(['install', archive, '--key', pub, '--to', `registry://${tb.registries.target}/dryrun`, '--dry-run', '--json'])
     assert.equal(r.code, 0, r.stderr)
     assert.equal((JSON.parse(r.stdout) as {dryRun: boolean; images: unknown[]}).images.length, 3)
-    assert.equal(await registryState(tb.registries.target), before)
+    assert.equal(await registryTags(tb.registries.target), before)
   })
 
   it('--only with an unknown name is a clear error with a suggestion', () => {
@@ -182,12 +169,12 @@ images:
         assert.notEqual(v.code, 0, `verify accepted: ${title}`)
         assert.match(v.stderr, message)
         assert.doesNotMatch(v.stderr, /\n\s+at /)
-        const before = await registryState(tb.registries.target)
+        const before = await registryTags(tb.registries.target)
         const oci = path.join(dir, `oci-tamper-${title.replace(/\W+/g, '-')}`)
         const i = airlock(['install', p, ...keyArgs, '--to', `registry://${tb.registries.target}/tampered`])
         assert.notEqual(i.code, 0)
         assert.match(i.stderr, message)
-        assert.equal(await registryState(tb.registries.target), before, 'no new tag or repository on the target registry')
+        assert.equal(await registryTags(tb.registries.target), before, 'no new tag or repository on the target registry')
         const o = airlock(['install', p, ...keyArgs, '--to', `oci:${oci}`])
         assert.notEqual(o.code, 0)
         assert.ok(!existsSync(oci), 'no OCI layout left behind')

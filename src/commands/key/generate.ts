@@ -1,4 +1,4 @@
-import {writeFile, stat, mkdir} from 'node:fs/promises'
+import {writeFile, mkdir} from 'node:fs/promises'
 import path from 'node:path'
 
 import {Flags} from '@oclif/core'
@@ -6,6 +6,7 @@ import {Flags} from '@oclif/core'
 import {AirlockCommand} from '../../cli/base.js'
 import {InputError} from '../../core/errors.js'
 import {generateKeyPair} from '../../sign/keys.js'
+import {pathExists as exists} from '../../core/fs.js'
 
 export interface KeyGenerateResult {
   fingerprint: string
@@ -13,15 +14,6 @@ export interface KeyGenerateResult {
   publicKey: string
   privateKey: string
   encrypted: boolean
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p)
-    return true
-  } catch {
-    return false
-  }
 }
 
 export default class KeyGenerate extends AirlockCommand {

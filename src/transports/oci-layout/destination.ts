@@ -10,17 +10,9 @@ import type {Destination, DestinationContext, InstalledImage} from '../../instal
 import {blobsOf} from '../../install/tarstream.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {ImageRecord, OCI_LAYOUT_CONTENT, stableJson} from '../archive/metadata.js'
+import {pathExists as exists} from '../../core/fs.js'
 
 const NAME_ANNOTATION = 'org.opencontainers.image.ref.name'
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p)
-    return true
-  } catch {
-    return false
-  }
-}
 
 /**
  * `oci:DIR`: an OCI image layout directory, merged into if it exists. Blobs are written under
