@@ -4,6 +4,7 @@ import path from 'node:path'
 import * as openpgp from 'openpgp'
 
 import {InputError} from '../core/errors.js'
+import {canPrompt, promptSecret} from '../cli/prompt.js'
 
 export interface KeyInfo {
   fingerprint: string
@@ -69,6 +70,7 @@ export async function loadPrivateKey(file: string, passphrase = process.env.AIRL
     throw new InputError('key.invalid', `${file} is not an OpenPGP private key (${(error as Error).message})`)
   }
   if (!key.isDecrypted()) {
+    if (!passphrase && canPrompt()) passphrase = await promptSecret(`Passphrase for ${file}: `)
     if (!passphrase) {
       throw new InputError('key.locked', `${file} is passphrase-protected: set AIRLOCK_KEY_PASSPHRASE`)
     }

@@ -6,6 +6,7 @@ import {Flags} from '@oclif/core'
 import {AirlockCommand} from '../../cli/base.js'
 import {InputError} from '../../core/errors.js'
 import {generateKeyPair} from '../../sign/keys.js'
+import {canPrompt, promptSecret} from '../../cli/prompt.js'
 import {pathExists as exists} from '../../core/fs.js'
 
 export interface KeyGenerateResult {
@@ -18,7 +19,7 @@ export interface KeyGenerateResult {
 
 export default class KeyGenerate extends AirlockCommand {
   static override summary = 'Generate an Ed25519 OpenPGP signing key pair (gpg-compatible)'
-  static override description = 'Writes PREFIX.key.asc (private, mode 0600) and PREFIX.pub.asc (public, to give to installers). The private key is passphrase-protected when AIRLOCK_KEY_PASSPHRASE is set.'
+  static override description = 'Writes PREFIX.key.asc (private, mode 0600) and PREFIX.pub.asc (public, to give to installers). The private key is passphrase-protected with AIRLOCK_KEY_PASSPHRASE, or, on a terminal with that variable unset, with a passphrase you are asked for (empty for none).'
   static override examples = [
     '<%= config.bin %> key generate --name "Release Team" --email release@example.com',
     'AIRLOCK_KEY_PASSPHRASE=… <%= config.bin %> key generate --name CI --out keys/ci',
@@ -39,7 +40,14 @@ export default class KeyGenerate extends AirlockCommand {
       for (const f of [priv, pub]) if (await exists(f)) throw new InputError('key.exists', `${f} exists (use --force to overwrite)`)
     }
     await mkdir(path.dirname(path.resolve(priv)), {recursive: true})
-    const passphrase = process.env.AIRLOCK_KEY_PASSPHRASE || undefined
+    let passphrase = process.env.AIRLOCK_KEY_PASSPHRASE || undefined
+    if (passphrase === undefined && process.env.AIRLOCK_KEY_PASSPHRASE === undefined && canPrompt()) {
+      const first = await promptSecret('Passphrase for the private key (empty for none): ')
+      if (first) {
+        if ((await promptSecret('Repeat the passphrase: ')) !== first) throw new InputError('key.passphrase_mismatch', 'the passphrases do not match')
+        passphrase = first
+      }
+    }
     const kp = await generateKeyPair({name: flags.name, email: flags.email, passphrase})
     await writeFile(priv, kp.privateKeyArmored, {mode: 0o600})
     await writeFile(pub, kp.publicKeyArmored, {mode: 0o644})
