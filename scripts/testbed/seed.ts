@@ -8,6 +8,7 @@ import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
+import type {TestbedManifest} from '../../test/helpers/testbed.js'
 
 import {
   type Built,
@@ -141,15 +142,8 @@ async function getManifest(p: Plan, reference: string, method: 'HEAD' | 'GET' = 
   return {digest: res.headers.get('docker-content-digest') ?? '', mediaType: (res.headers.get('content-type') ?? '').split(';')[0], body}
 }
 
-interface ManifestRecord {
-  platform: string
-  digest: string
-  mediaType: string
-  size: number
-  config: string
-  layers: string[]
-  layerSizes: number[]
-}
+/** The same record the tests read back through `testbed.sh env --json`. */
+type ManifestRecord = TestbedManifest
 
 async function describe(p: Plan, digest: string): Promise<{mediaType: string; size: number; manifests: ManifestRecord[]}> {
   const top = await getManifest(p, digest)
