@@ -18,7 +18,7 @@ import {AirlockError} from '../../core/errors.js'
 import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import type {ImageRecord} from '../archive/metadata.js'
-import {ProcessLoader, run} from '../podman/process-loader.js'
+import {ProcessLoader, run} from '../../install/process-loader.js'
 
 export interface ContainerdOptions {
   /** containerd namespace (default $CONTAINERD_NAMESPACE or "default"). */

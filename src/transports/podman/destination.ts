@@ -23,7 +23,7 @@ import {AirlockError} from '../../core/errors.js'
 import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {dockerRepoTags, ImageRecord} from '../archive/metadata.js'
-import {ProcessLoader, run} from './process-loader.js'
+import {ProcessLoader, run} from '../../install/process-loader.js'
 
 export interface PodmanOptions {
   /** podman executable (default `podman` on PATH, or $AIRLOCK_PODMAN). */

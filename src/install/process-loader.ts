@@ -8,8 +8,8 @@
  */
 import {ChildProcess, execFile, spawn} from 'node:child_process'
 
-import {AirlockError} from '../../core/errors.js'
-import {VerifiedTarStream} from '../../install/tarstream.js'
+import {AirlockError} from '../core/errors.js'
+import {VerifiedTarStream} from './tarstream.js'
 
 const MAX_OUTPUT = 256 * 1024
 
