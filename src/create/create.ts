@@ -209,29 +209,50 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   /** Blobs pulled (and digest-checked while streaming) by this run: the writer need not hash them again. */
   const fresh = new Set<string>()
   const failedBlobs = new Map<string, string>()
-  await Promise.all(missing.map((b) => limit(async () => {
-    try {
-      const stream = await sources.openBlob(b.ref.spec.ref, b.digest, b.size)
-      await cache.putStream(b.digest, stream, (n) => progress.advance(n))
-      bytesPulled += b.size
-      fresh.add(b.digest)
-    } catch (error) {
-      if (!(error instanceof AirlockError)) throw error
-      failedBlobs.set(b.digest, error.message)
-      if (!opts.keepGoing) limit.clearQueue()
-    }
-  })))
-  progress.end()
-  if (failedBlobs.size > 0) {
-    // Report per image: every image that needs a blob that could not be pulled.
+  // Pull in the order the archive is written (sorted by digest), so that without --keep-going the
+  // writer can follow right behind the downloads instead of waiting for all of them.
+  missing.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))
+  const pulls = new Map<string, Promise<void>>()
+  const pulling = Promise.all(missing.map((b) => {
+    const p = limit(async () => {
+      try {
+        const stream = await sources.openBlob(b.ref.spec.ref, b.digest, b.size)
+        await cache.putStream(b.digest, stream, (n) => progress.advance(n))
+        bytesPulled += b.size
+        fresh.add(b.digest)
+      } catch (error) {
+        if (!(error instanceof AirlockError)) throw error
+        failedBlobs.set(b.digest, error.message)
+        if (!opts.keepGoing) limit.clearQueue()
+      }
+    })
+    pulls.set(b.digest, p)
+    return p
+  }))
+  /** Resolves once `digest` is in the cache; rejects if its pull failed. */
+  const ready = (digest: string): Promise<void> | undefined => {
+    const p = pulls.get(digest)?.then(() => {
+      if (!fresh.has(digest)) throw new AirlockError('create.pull_failed', `blob ${digest} could not be pulled`)
+    })
+    p?.catch(() => {}) // the writer may stop before it reaches this blob: the failure is reported per image
+    return p
+  }
+  /** Per image: every image that needs a blob that could not be pulled. */
+  const pullFailures = (): FailedImage[] => {
     const perImage: FailedImage[] = []
     for (const img of resolved) {
       const bad = imageBlobs(img).find((b) => failedBlobs.has(b.digest))
       if (bad) perImage.push({ref: img.spec.refString, name: img.spec.name, stage: 'pull', error: `blob ${bad.digest}: ${failedBlobs.get(bad.digest)}`})
     }
-    if (!opts.keepGoing) {
-      throw new AirlockError('create.pull_failed', `could not pull ${perImage.length} of ${resolved.length} images`, {details: perImage.map((f) => `${f.ref}: ${f.error}`)})
-    }
+    return perImage
+  }
+  const pullFailedError = (perImage: FailedImage[]) =>
+    new AirlockError('create.pull_failed', `could not pull ${perImage.length} of ${resolved.length} images`, {details: perImage.map((f) => `${f.ref}: ${f.error}`)})
+  if (opts.keepGoing) {
+    // --keep-going decides what the archive holds only once every pull has settled.
+    await pulling
+    progress.end()
+    const perImage = pullFailures()
     failedImages.push(...perImage)
     const drop = new Set(perImage.map((f) => f.ref + ' ' + f.name))
     resolved = resolved.filter((img) => !drop.has(img.spec.refString + ' ' + img.spec.name))
@@ -276,13 +297,28 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     ...(opts.splitSize ? {split: {partSize: opts.splitSize}} : {}),
     ...(previous ? {base: {name: previous.name, version: previous.version, blobs: external.sort((x, y) => (x.digest < y.digest ? -1 : 1))}} : {}),
   }
-  const written = await writeArchive(output, {
-    metadata,
-    blobs: [...unique.values()].map((b) => ({digest: b.digest, size: b.size, path: cache.path(b.digest), verified: fresh.has(b.digest)})),
-    signingKey,
-    epoch,
-    ...(opts.splitSize ? {partSize: opts.splitSize} : {}),
-  })
+  let written
+  try {
+    written = await writeArchive(output, {
+      metadata,
+      blobs: [...unique.values()].map((b) => {
+        const r = ready(b.digest)
+        return {digest: b.digest, size: b.size, path: cache.path(b.digest), ...(r ? {ready: r, verified: true} : {})}
+      }),
+      signingKey,
+      epoch,
+      ...(opts.splitSize ? {partSize: opts.splitSize} : {}),
+    })
+  } catch (error) {
+    limit.clearQueue()
+    await pulling
+    progress.end()
+    const perImage = pullFailures()
+    if (perImage.length > 0) throw pullFailedError(perImage)
+    throw error
+  }
+  await pulling
+  progress.end()
   // A --keep-going archive with missing images must not rewrite the lock file with a partial list.
   if (failedImages.length === 0) await writeLock(lockFile, lock)
   if (!signingKey) progress.note('WARNING: this bundle is UNSIGNED: nobody can prove where it came from')

@@ -23,6 +23,8 @@ export interface BlobFile {
   path: string
   /** Its content was checked against the digest by this process (pulled just now): only the size is re-checked. */
   verified?: boolean
+  /** Settles when the file is complete (a download still under way); a rejection aborts the write. */
+  ready?: Promise<unknown>
 }
 
 export interface WriteResult {
@@ -38,6 +40,7 @@ export interface WriteResult {
 
 const ZERO = Buffer.alloc(BLOCK * 2)
 const CHUNK = 1024 * 1024
+const SYNC_EVERY = 64 * 1024 * 1024
 
 /** Name of part `i` of a split archive: NAME.000, NAME.001, … */
 export function partName(outPath: string, i: number): string {
@@ -57,6 +60,12 @@ class Out {
   private pendingBytes = 0
   private fh?: FileHandle
   private partBytes = 0
+  /**
+   * Written data is flushed to disk in the background as the archive grows (one datasync at a
+   * time), so the final sync before the rename has little left to do.
+   */
+  private syncing?: Promise<void>
+  private unsynced = 0
 
   constructor(private readonly outPath: string, private readonly partSize?: number) {}
 
@@ -66,6 +75,7 @@ class Out {
 
   private async nextFile(): Promise<void> {
     if (this.fh) {
+      await this.syncing
       await this.fh.sync()
       await this.fh.close()
     }
@@ -100,6 +110,12 @@ class Out {
       const {bytesWritten} = await this.fh!.write(data, off, n)
       off += bytesWritten
       this.partBytes += bytesWritten
+      this.unsynced += bytesWritten
+    }
+    if (this.unsynced >= SYNC_EVERY && !this.syncing) {
+      this.unsynced = 0
+      const fh = this.fh!
+      this.syncing = fh.datasync().catch(() => {}).finally(() => { this.syncing = undefined })
     }
   }
 
@@ -107,6 +123,7 @@ class Out {
   async commit(): Promise<string[]> {
     await this.flush()
     if (!this.fh) await this.nextFile()
+    await this.syncing
     await this.fh!.sync()
     await this.fh!.close()
     this.fh = undefined
@@ -121,6 +138,7 @@ class Out {
   }
 
   async discard(): Promise<void> {
+    await this.syncing
     await this.fh?.close().catch(() => {})
     this.fh = undefined
     await Promise.all(this.files.map((f) => rm(f, {force: true})))
@@ -192,6 +210,8 @@ export async function writeArchive(outPath: string, opts: {
     await writeEntry(out, ENTRY.DOCKER_MANIFEST, dockerManifest, epoch)
     for (const b of blobs) {
       // eslint-disable-next-line no-await-in-loop
+      // The blob may still be downloading: write in order as soon as it is in the cache.
+      if (b.ready) await b.ready
       await copyBlob(out, b, epoch)
     }
     await out.write(ZERO)
