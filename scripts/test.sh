@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run --silent build
+# Type-check the tests and scripts too (the build covers src/ only).
+node node_modules/typescript/bin/tsc -p test/tsconfig.json
 bash scripts/testbed.sh up
 if [ "${AIRLOCK_KEEP_TESTBED:-0}" != 1 ]; then trap 'bash scripts/testbed.sh down >/dev/null 2>&1 || true' EXIT; fi
 bash scripts/testbed.sh seed

@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict'
-import {execFileSync, spawnSync} from 'node:child_process'
+import {execFileSync} from 'node:child_process'
 import {mkdtemp, readFile, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {describe, it} from 'node:test'
-
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
+import {ROOT as root, runCli} from './helpers/cli.js'
 
 function run(args: string[], opts: {cwd?: string; env?: NodeJS.ProcessEnv} = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], {cwd: opts.cwd ?? root, env: {...process.env, ...opts.env}, encoding: 'utf8'})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  return runCli(args, {cwd: opts.cwd ?? root, env: {...process.env, ...opts.env}})
 }
 
 const COMMANDS = ['init', 'validate', 'create', 'verify', 'inspect', 'install', 'serve', 'key generate']

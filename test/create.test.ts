@@ -10,10 +10,9 @@ import {after, before, describe, it} from 'node:test'
 import {splitTar} from './helpers/archive.js'
 import {buildImage, pushImage} from './helpers/images.js'
 import {Testbed, testbed} from './helpers/testbed.js'
+import {runCli} from './helpers/cli.js'
 
 const execFileP = promisify(execFile)
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
 const DOCKER = '/usr/bin/docker'
 
 let tb: Testbed
@@ -35,8 +34,7 @@ interface CreateJson {
 }
 
 function airlock(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], {cwd: dir, env: {...tb.processEnv, ...env}, encoding: 'utf8', timeout: 300_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  return runCli(args, {cwd: dir, env: {...tb.processEnv, ...env}, timeout: 300_000})
 }
 
 async function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {

@@ -11,17 +11,15 @@ import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
 import {Testbed, testbed} from './helpers/testbed.js'
+import {runCli} from './helpers/cli.js'
 
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
 let tb: Testbed
 let dir: string
 const mounts: string[] = []
 let canMount = true
 
 function airlock(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], {cwd: dir, env: {...process.env, AIRLOCK_CACHE_DIR: path.join(dir, 'cache')}, encoding: 'utf8', timeout: 120_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  return runCli(args, {cwd: dir, env: {...process.env, AIRLOCK_CACHE_DIR: path.join(dir, 'cache')}, timeout: 120_000})
 }
 
 async function tmpfs(name: string, opts: string): Promise<string> {

@@ -21,9 +21,7 @@ import {RegistryClient} from '../src/transports/registry/client.js'
 import type {Progress} from '../src/cli/progress.js'
 import {FaultProxy, times} from './helpers/fault-proxy.js'
 import {Testbed, testbed} from './helpers/testbed.js'
-
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
+import {BIN as bin} from './helpers/cli.js'
 
 let tb: Testbed
 let dir: string

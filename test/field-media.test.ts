@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {execFile, spawnSync} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {copyFile, mkdtemp, readFile, readdir, rename, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -8,10 +8,9 @@ import {after, before, describe, it} from 'node:test'
 
 import {registryTags} from './helpers/registry-state.js'
 import {Testbed, testbed} from './helpers/testbed.js'
+import {BIN as bin, runCli} from './helpers/cli.js'
 
 const execFileP = promisify(execFile)
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
 const DOCKER = '/usr/bin/docker'
 
 let tb: Testbed
@@ -19,8 +18,7 @@ let dir: string
 let pub: string
 
 function airlock(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], {cwd: dir, env: {...tb.processEnv, AIRLOCK_STATE_FILE: path.join(dir, 'installed.json'), ...env}, encoding: 'utf8', timeout: 300_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  return runCli(args, {cwd: dir, env: {...tb.processEnv, AIRLOCK_STATE_FILE: path.join(dir, 'installed.json'), ...env}, timeout: 300_000})
 }
 
 const BASE_YAML = `apiVersion: airlock/v1

@@ -20,9 +20,8 @@ import {generateKeyPair} from '../src/sign/keys.js'
 import {readArchive} from '../src/transports/archive/reader.js'
 import {BLOCK, paddingFor} from '../src/transports/archive/tar.js'
 import {syntheticArchive} from './helpers/archive.js'
+import {BIN as bin} from './helpers/cli.js'
 
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
 const SEED = 0xa1c0ffee
 const CASES = 320
 const CASE_TIMEOUT_MS = 5000

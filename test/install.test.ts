@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {execFile, spawnSync} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {existsSync} from 'node:fs'
 import {mkdtemp, readFile, readdir, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -10,10 +10,9 @@ import {after, before, describe, it} from 'node:test'
 import {dataOffset, joinTar, splitTar} from './helpers/archive.js'
 import {registryTags} from './helpers/registry-state.js'
 import {Testbed, testbed} from './helpers/testbed.js'
+import {runCli} from './helpers/cli.js'
 
 const execFileP = promisify(execFile)
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
 
 let tb: Testbed
 let dir: string
@@ -22,8 +21,7 @@ let good: Buffer
 let pub: string
 
 function airlock(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], {cwd: dir, env: {...tb.processEnv, ...env}, encoding: 'utf8', timeout: 300_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  return runCli(args, {cwd: dir, env: {...tb.processEnv, ...env}, timeout: 300_000})
 }
 
 async function headDigest(host: string, repo: string, ref: string): Promise<string | null> {

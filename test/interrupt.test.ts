@@ -18,9 +18,8 @@ import {RegistryClient} from '../src/transports/registry/client.js'
 import {FaultProxy, times} from './helpers/fault-proxy.js'
 import {buildImage, pushImage} from './helpers/images.js'
 import {Testbed, testbed} from './helpers/testbed.js'
+import {BIN as bin} from './helpers/cli.js'
 
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
 let tb: Testbed
 let dir: string
 let cache: string

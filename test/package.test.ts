@@ -15,9 +15,7 @@ import {after, before, describe, it} from 'node:test'
 import {generateKeyPair, loadPrivateKey} from '../src/sign/keys.js'
 import {randomLayer, syntheticArchive} from './helpers/archive.js'
 import {testbed} from './helpers/testbed.js'
-
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
+import {BIN as bin, ROOT as root} from './helpers/cli.js'
 
 let dir: string
 let noNode: string

@@ -3,8 +3,7 @@
  * refuses an OLDER version of the same bundle unless --allow-downgrade.
  */
 import assert from 'node:assert/strict'
-import {spawnSync} from 'node:child_process'
-import {existsSync} from 'node:fs'
+
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -16,16 +15,14 @@ import {compareVersions} from '../src/install/state.js'
 import {generateKeyPair} from '../src/sign/keys.js'
 import {writeArchive} from '../src/transports/archive/writer.js'
 import {syntheticArchive} from './helpers/archive.js'
+import {runCli} from './helpers/cli.js'
 
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
 let dir: string
 let pub: string
 const archives: Record<string, string> = {}
 
 function airlock(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], {cwd: dir, env: {...process.env, ...env}, encoding: 'utf8', timeout: 60_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  return runCli(args, {cwd: dir, env: {...process.env, ...env}, timeout: 60_000})
 }
 
 describe('rollback protection (installed-versions state file)', {timeout: 120_000}, () => {

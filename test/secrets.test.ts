@@ -13,9 +13,8 @@ import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
 import {Testbed, testbed} from './helpers/testbed.js'
+import {BIN as bin} from './helpers/cli.js'
 
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
 let tb: Testbed
 let dir: string
 let needles: Buffer[]

@@ -23,10 +23,9 @@ import {readArchive} from '../src/transports/archive/reader.js'
 import type {AirlockMetadata} from '../src/transports/archive/metadata.js'
 import {loadTrustedKeys} from '../src/sign/keys.js'
 import {Testbed, testbed} from './helpers/testbed.js'
+import {BIN as bin} from './helpers/cli.js'
 
 const execFileP = promisify(execFile)
-const root = path.resolve(import.meta.dirname, '..')
-const bin = path.join(root, 'bin', 'run.js')
 
 let tb: Testbed
 let dir: string

@@ -1,9 +1,7 @@
-import {Readable} from 'node:stream'
-
 import {AirlockError, InputError} from '../core/errors.js'
 import {sha256Digest} from '../core/digest.js'
 import {
-  Descriptor, ImageIndex, ImageManifest, isIndexMediaType, isManifestMediaType, MediaType, Platform, platformString,
+  Descriptor, ImageIndex, ImageManifest, isIndexMediaType, isManifestMediaType, Platform,
 } from '../core/model.js'
 import {formatPlatform, normalizePlatform, platformMatches} from '../spec/platform.js'
 import type {BundleSpec, ImageSpec} from '../spec/types.js'
