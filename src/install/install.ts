@@ -14,6 +14,7 @@ import {checkDowngrade, defaultStateFile, readState, recordInstall} from './stat
 import {sha256Hex} from '../core/digest.js'
 import type {Destination, DestinationContext, InstalledImage} from './types.js'
 import {requireBaseOnTarget, withBaseArchive} from './differential.js'
+import {blobsOf} from './tarstream.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 
 export interface InstallOptions {
@@ -124,7 +125,12 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
     progress,
     selected: (head: VerifiedHead) => {
       noDowngrade(head)
+      const first = selected.length === 0
       selected = selectImages(head.metadata.images, opts.only)
+      if (first) {
+        const bytes = [...blobsOf(selected)].reduce((n, d) => n + (head.blobs.get(d.slice(7)) ?? 0), 0)
+        progress.begin(bytes, 'installing')
+      }
       return selected
     },
   }
@@ -146,7 +152,12 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   const dest = opts.base
     ? withBaseArchive(target, () => selected, {parts: await resolveArchiveParts(opts.base), trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
     : requireBaseOnTarget(target, () => selected)
-  const r = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest})
+  let r
+  try {
+    r = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest})
+  } finally {
+    progress.end()
+  }
   const images = await dest.confirm()
   if (images.length !== selected.length) throw new AirlockError('install.confirm_failed', `target confirmed ${images.length} of ${selected.length} images`)
   const sums = r.head.raw.get(ENTRY.CHECKSUMS)
