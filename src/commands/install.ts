@@ -1,6 +1,7 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {AirlockCommand} from '../cli/base.js'
+import {allowUnsignedFlag, archiveArg, trustedKeysFlag} from '../cli/flags.js'
 import {progressFor} from '../cli/progress.js'
 import {installArchive, InstallResult} from '../install/install.js'
 
@@ -19,15 +20,15 @@ Verification is part of the install: the signature is checked against the truste
   ]
 
   static override args = {
-    archive: Args.string({description: 'archive to install (a split archive: its first part, or a glob of its parts)', required: true}),
+    archive: archiveArg('install'),
   }
 
   static override flags = {
-    key: Flags.string({char: 'k', description: 'trusted public key file or directory (repeatable)', multiple: true, env: 'AIRLOCK_TRUSTED_KEYS', delimiter: ','}),
+    key: trustedKeysFlag,
     to: Flags.string({char: 't', description: 'target: docker | podman | containerd | registry://HOST[:PORT][/PREFIX] | oci:DIR', required: true}),
     only: Flags.string({description: 'install only these images (name, or a unique suffix like app:1); repeatable', multiple: true}),
     'dry-run': Flags.boolean({description: 'verify and show what would be installed, change nothing', default: false}),
-    'allow-unsigned': Flags.boolean({description: 'accept an archive without a signature', default: false}),
+    'allow-unsigned': allowUnsignedFlag,
     'registry-config': Flags.string({description: 'docker config.json (or its directory) with credentials for registry targets'}),
     base: Flags.string({description: 'for a differential bundle: the base bundle archive to stream the left-out layers from'}),
     insecure: Flags.boolean({description: 'plain HTTP to a non-loopback registry target', default: false}),

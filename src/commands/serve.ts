@@ -1,6 +1,7 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {AirlockCommand} from '../cli/base.js'
+import {allowUnsignedFlag, archiveArg, trustedKeysFlag} from '../cli/flags.js'
 import {startServe, ServeStats} from '../serve/server.js'
 import type {ServedImage} from '../serve/catalog.js'
 
@@ -31,15 +32,15 @@ Exit codes: 0 stopped by a signal, 3 verification failed, 2 invalid input, 1 oth
   ]
 
   static override args = {
-    archive: Args.string({description: 'archive to serve', required: true}),
+    archive: archiveArg('serve'),
   }
 
   static override flags = {
-    key: Flags.string({char: 'k', description: 'trusted public key file or directory (repeatable)', multiple: true, env: 'AIRLOCK_TRUSTED_KEYS', delimiter: ','}),
+    key: trustedKeysFlag,
     listen: Flags.string({char: 'l', description: 'HOST:PORT to listen on (port 0 = any free port)', default: '127.0.0.1:5000'}),
     'tls-cert': Flags.string({description: 'PEM certificate (chain) to serve HTTPS'}),
     'tls-key': Flags.string({description: 'PEM private key for --tls-cert'}),
-    'allow-unsigned': Flags.boolean({description: 'accept an archive without a signature (integrity is still checked)', default: false}),
+    'allow-unsigned': allowUnsignedFlag,
   }
 
   /** One JSON object per line: a long-running command emits several. */

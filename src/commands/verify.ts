@@ -1,6 +1,5 @@
-import {Args, Flags} from '@oclif/core'
-
 import {AirlockCommand} from '../cli/base.js'
+import {allowUnsignedFlag, archiveArg, trustedKeysFlag} from '../cli/flags.js'
 import {verifyArchive, VerifyResult} from '../verify/verify.js'
 
 export default class Verify extends AirlockCommand {
@@ -16,12 +15,12 @@ Exit codes: 0 verified, 3 verification failed, 2 invalid input (e.g. no --key), 
   ]
 
   static override args = {
-    archive: Args.string({description: 'archive to verify (a split archive: its first part, or a glob of its parts)', required: true}),
+    archive: archiveArg('verify'),
   }
 
   static override flags = {
-    key: Flags.string({char: 'k', description: 'trusted public key file or directory of keys (repeatable)', multiple: true, env: 'AIRLOCK_TRUSTED_KEYS', delimiter: ','}),
-    'allow-unsigned': Flags.boolean({description: 'accept an archive without a signature (integrity is still checked)', default: false}),
+    key: trustedKeysFlag,
+    'allow-unsigned': allowUnsignedFlag,
   }
 
   async run(): Promise<VerifyResult> {

@@ -111,7 +111,7 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   const kind = targetKind(opts.to)
   if (kind === 'registry') parseRegistryTarget(opts.to)
   const progress = opts.progress ?? silentProgress
-  const trustedKeys = opts.keys.length > 0 ? await loadTrustedKeys(opts.keys) : []
+  const trustedKeys = await loadTrustedKeys(opts.keys)
   const parts = await resolveArchiveParts(opts.archive)
   let selected: ImageRecord[] = []
   // Rollback protection (src/install/state.ts): refuse a bundle older than the one installed before.

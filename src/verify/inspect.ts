@@ -24,7 +24,7 @@ export interface InspectResult {
 
 /** `airlock inspect`: the metadata entries only. */
 export async function inspectArchive(opts: {archive: string; keys: string[]}): Promise<InspectResult> {
-  const trustedKeys = opts.keys.length > 0 ? await loadTrustedKeys(opts.keys) : []
+  const trustedKeys = await loadTrustedKeys(opts.keys)
   const parts = await resolveArchiveParts(opts.archive)
   const {head, signed} = await readArchive(parts, {trustedKeys, allowUnsigned: trustedKeys.length === 0, headOnly: true, checkExpiry: false})
   const meta = head.metadata

@@ -310,7 +310,6 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
       return parseHeader(block, index)
     }
     const readSmall = async (expectName: string, optional = false): Promise<Buffer | undefined> => {
-      const pos = reader.position
       const h = await nextHeader()
       if (!h) {
         if (optional) return undefined
@@ -319,7 +318,6 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
       if (h.name !== expectName) {
         if (optional) {
           pendingHeader = h
-          void pos
           return undefined
         }
         fail('archive.unexpected_entry', h.name.slice(0, 200), `found where ${expectName} was expected (${describeName(h.name)})`)

@@ -1,0 +1,22 @@
+import {Args, Flags} from '@oclif/core'
+
+/**
+ * The flags and argument shared by the commands that read an archive (verify, install, serve),
+ * defined once so their names, environment variable and help stay the same everywhere.
+ */
+export const trustedKeysFlag = Flags.string({
+  char: 'k',
+  description: 'trusted public key file or directory of keys (repeatable); a key inside the archive is never trusted',
+  multiple: true,
+  env: 'AIRLOCK_TRUSTED_KEYS',
+  delimiter: ',',
+})
+
+export const allowUnsignedFlag = Flags.boolean({
+  description: 'accept an archive without a signature (integrity is still checked)',
+  default: false,
+})
+
+export function archiveArg(verb: string) {
+  return Args.string({description: `archive to ${verb} (a split archive: its first part, or a glob of its parts)`, required: true})
+}
