@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import {ChildProcess, spawn} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
 import {existsSync, watch} from 'node:fs'
-import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {mkdtemp, open, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -26,8 +26,11 @@ let cache: string
 let src: FaultProxy
 const BIG = 24 * 1024 * 1024
 
-function start(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & {out: Promise<{status: number | null; stdout: string; stderr: string}>} {
-  const child = spawn(process.execPath, [bin, ...args], {cwd: dir, env: {...process.env, AIRLOCK_CACHE_DIR: cache, AIRLOCK_RETRY_BASE_DELAY_MS: '5', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+/** Run the CLI; with `noCache` without any blob cache (the default for users: pulls go straight into the archive). */
+function start(args: string[], env: NodeJS.ProcessEnv = {}, noCache = false): ChildProcess & {out: Promise<{status: number | null; stdout: string; stderr: string}>} {
+  const e: NodeJS.ProcessEnv = {...process.env, AIRLOCK_CACHE_DIR: cache, AIRLOCK_RETRY_BASE_DELAY_MS: '5', ...env}
+  if (noCache) delete e.AIRLOCK_CACHE_DIR
+  const child = spawn(process.execPath, [bin, ...args], {cwd: dir, env: e, stdio: ['ignore', 'pipe', 'pipe']})
   let stdout = ''
   let stderr = ''
   child.stdout!.on('data', (d) => (stdout += d))
@@ -108,13 +111,73 @@ describe('interrupted runs (kill -9)', {timeout: 300_000}, () => {
     const res = await r.out
     assert.equal(res.status, 0, res.stderr)
     const j = JSON.parse(res.stdout)
-    assert.ok(j.bytesCached > 1_000_000, `bytesCached ${j.bytesCached}`)
+    // The small blobs come back from the cache or from the killed run's out.tar.partial.
+    assert.ok(j.bytesCached + j.bytesResumed > 1_000_000, `bytesCached ${j.bytesCached}, bytesResumed ${j.bytesResumed}`)
     assert.ok(j.bytesPulled >= BIG && j.bytesPulled < BIG + 1_000_000, `bytesPulled ${j.bytesPulled}`)
     assert.deepEqual(await tmpFiles(), [], 'stale temp files were not cleaned')
     assert.ok(!existsSync(path.join(dir, 'out.tar.partial')), 'the stale .partial was not removed')
     await assertCacheSound()
     await readArchive([path.join(dir, 'out.tar')], {trustedKeys: [], allowUnsigned: true})
     console.log(`  rerun after kill mid-pull: pulled ${j.bytesPulled} B, cached ${j.bytesCached} B`)
+  })
+
+  it('without a cache: killed mid-pull, the rerun resumes from out.partial (re-hashed), pulls only the rest, and the archive verifies', async () => {
+    const bigRe = /\/interrupt\/big\/blobs\//
+    src.rules = [(r) => (bigRe.test(r.path) && r.method === 'GET' ? {kind: 'stall', afterBytes: 8 * 1024 * 1024} : undefined)]
+    src.log.length = 0
+    const journal = path.join(dir, 'nc.tar.partial.journal')
+    const c = start(['create', '--unsigned', '-o', 'nc.tar'], {}, true)
+    // wait until the big layer is stalled and the small blobs are journaled as written
+    await until(async () => src.log.some((l) => l.fault === 'stall') && existsSync(journal) && (await readFile(journal, 'utf8')).split('\n').length >= 4)
+    c.kill('SIGKILL')
+    await c.out
+    assert.ok(!existsSync(path.join(dir, 'nc.tar')), 'a killed run left a file under the final name')
+    assert.ok(existsSync(path.join(dir, 'nc.tar.partial')))
+    // A byte flipped in a journaled blob (disk trouble, a meddler) must not be reused.
+    const lines = (await readFile(journal, 'utf8')).trim().split('\n').slice(1)
+    const [flipDigest, , flipOffset] = lines[0].split(' ')
+    const fh = await open(path.join(dir, 'nc.tar.partial'), 'r+')
+    const one = Buffer.alloc(1)
+    await fh.read(one, 0, 1, Number(flipOffset))
+    one[0] ^= 0xff
+    await fh.write(one, 0, 1, Number(flipOffset))
+    await fh.close()
+
+    src.rules = []
+    src.log.length = 0
+    const res = await start(['create', '--unsigned', '-o', 'nc.tar', '--json'], {}, true).out
+    assert.equal(res.status, 0, res.stderr)
+    const j = JSON.parse(res.stdout)
+    assert.equal(j.bytesCached, 0)
+    assert.ok(j.bytesResumed > 1_000_000, `bytesResumed ${j.bytesResumed}`)
+    assert.ok(j.bytesPulled >= BIG && j.bytesPulled < BIG + 1_000_000, `bytesPulled ${j.bytesPulled}`)
+    assert.ok(src.log.some((l) => l.path.endsWith(`/blobs/${flipDigest}`)), 'the damaged blob was not pulled again')
+    assert.ok(!existsSync(path.join(dir, 'nc.tar.partial')) && !existsSync(journal), 'partial or journal left behind')
+    await readArchive([path.join(dir, 'nc.tar')], {trustedKeys: [], allowUnsigned: true})
+    console.log(`  no-cache rerun after kill mid-pull: pulled ${j.bytesPulled} B, resumed ${j.bytesResumed} B`)
+  })
+
+  it('without a cache: a rerun with another layout (one more image) moves the finished blobs over; a running create is not disturbed', async () => {
+    const bigRe = /\/interrupt\/big\/blobs\//
+    src.rules = [(r) => (bigRe.test(r.path) && r.method === 'GET' ? {kind: 'stall', afterBytes: 4 * 1024 * 1024} : undefined)]
+    const journal = path.join(dir, 'mv.tar.partial.journal')
+    const c = start(['create', '--unsigned', '-o', 'mv.tar'], {}, true)
+    await until(async () => src.log.some((l) => l.fault === 'stall') && existsSync(journal) && (await readFile(journal, 'utf8')).split('\n').length >= 4)
+    // A second create onto the same output while the first one runs: refused, nothing touched.
+    const busy = await start(['create', '--unsigned', '-o', 'mv.tar', '--json'], {}, true).out
+    assert.equal(busy.status, 2, busy.stdout + busy.stderr)
+    assert.equal(JSON.parse(busy.stdout).error.code, 'create.busy')
+    c.kill('SIGKILL')
+    await c.out
+    src.rules = []
+    await writeFile(path.join(dir, 'more.yaml'), `apiVersion: airlock/v1\nkind: Bundle\nmetadata: {name: intr, version: 1.0.0}\nplatforms: [linux/amd64]\nimages:\n  - ${src.host}/testbed/app-a:1\n  - ${src.host}/testbed/app-c:1\n  - ${src.host}/interrupt/big:1\n`)
+    const res = await start(['create', 'more.yaml', '--unsigned', '-o', 'mv.tar', '--json'], {}, true).out
+    assert.equal(res.status, 0, res.stderr)
+    const j = JSON.parse(res.stdout)
+    assert.ok(j.bytesResumed > 1_000_000, `bytesResumed ${j.bytesResumed}`)
+    assert.ok(!existsSync(path.join(dir, 'mv.tar.previous.partial')), 'the moved-from partial was left behind')
+    const v = await readArchive([path.join(dir, 'mv.tar')], {trustedKeys: [], allowUnsigned: true})
+    assert.equal(v.images.length, 3)
   })
 
   it('killed mid-archive write: no file under the final name (or a complete one); the rerun pulls nothing', async () => {

@@ -7,7 +7,9 @@ import {MediaResult, writeInstallMedia} from '../package/media.js'
 
 export default class Create extends AirlockCommand {
   static override summary = 'Build one signed, deduplicated archive from a bundle.yaml'
-  static override description = `Resolves every image (tag → digest, per platform), pulls each blob once into a content-addressed cache, and writes a deterministic tar that is at the same time an OCI image layout, a \`docker load\` archive and a signed airlock bundle. Writes bundle.lock.yaml beside bundle.yaml.
+  static override description = `Resolves every image (tag → digest, per platform), pulls each blob once, straight to its place in the archive, and writes a deterministic tar that is at the same time an OCI image layout, a \`docker load\` archive and a signed airlock bundle. Writes bundle.lock.yaml beside bundle.yaml.
+
+An interrupted create (killed, machine off) resumes when run again with the same -o: the blobs already in OUT.partial are re-hashed and kept. With --cache-dir, pulled blobs are also kept in a blob cache for later creates (each blob is then written twice).
 
 Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and key then give a byte-identical archive.`
 
@@ -28,7 +30,7 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
     'sign-key': Flags.string({description: 'OpenPGP private key file to sign with (overrides signing.key); passphrase from AIRLOCK_KEY_PASSPHRASE'}),
     unsigned: Flags.boolean({description: 'write an UNSIGNED bundle (not recommended)', default: false}),
     jobs: Flags.integer({char: 'j', description: 'blobs pulled at once', default: 8, min: 1, max: 64}),
-    'cache-dir': Flags.string({description: 'blob cache directory (default $XDG_CACHE_HOME/airlock)', env: 'AIRLOCK_CACHE_DIR'}),
+    'cache-dir': Flags.string({description: 'also keep pulled blobs in this blob cache, and take blobs from it (default: no cache)', env: 'AIRLOCK_CACHE_DIR'}),
     locked: Flags.boolean({description: 'fail if any image resolves differently than bundle.lock.yaml records', default: false}),
     'docker-platform': Flags.string({description: 'platform manifest.json describes for multi-platform images (default: the first requested)'}),
     'registry-config': Flags.string({description: 'docker config.json (or its directory) with registry credentials'}),
@@ -64,7 +66,6 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
       this.log(result.files.length > 1 ? `wrote ${result.files.length} parts: ${result.files.join(', ')}` : `wrote ${result.archive}`)
       if (result.base) this.log(`  differential against ${result.base.name} ${result.base.version}: ${result.base.blobsLeftOut} layer(s), ${formatBytes(result.base.bytesLeftOut)} left out`)
       this.log(`  ${result.images.length} images, ${result.blobs} unique blobs, ${formatBytes(result.bytesWritten)} (dedupe saved ${formatBytes(result.dedupeSaved)})`)
-      this.log(`  sha256 ${result.sha256}`)
       this.log(result.signer ? `  signed by ${result.signer.fingerprint}${result.signer.userId ? ` (${result.signer.userId})` : ''}` : '  UNSIGNED')
       this.log(`  lock file ${result.lockFile}`)
       if (result.failed?.length) {

@@ -1,6 +1,7 @@
 import {randomBytes} from 'node:crypto'
 import {createWriteStream} from 'node:fs'
-import {mkdir, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {mkdir, open, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
+import type {FileHandle} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {Readable} from 'node:stream'
@@ -107,6 +108,51 @@ export class BlobCache {
     } catch (error) {
       await rm(tmp, {force: true})
       throw fsError(error, `blob cache ${this.dir}`)
+    }
+  }
+
+  /** A temp file for `digest` that becomes the cache entry on commit() (call only after the bytes were verified). */
+  async writer(digest: string): Promise<{write(bufs: Buffer[]): Promise<void>; commit(): Promise<void>; abort(): Promise<void>}> {
+    const tmp = await this.tempFor(digest)
+    let fh: FileHandle
+    try {
+      fh = await open(tmp, 'w')
+    } catch (error) {
+      throw fsError(error, `blob cache ${this.dir}`)
+    }
+    let closed = false
+    const close = async () => {
+      if (!closed) {
+        closed = true
+        await fh.close()
+      }
+    }
+    return {
+      write: async (bufs) => {
+        try {
+          const n = bufs.reduce((a, b) => a + b.length, 0)
+          let w = (await fh.writev(bufs)).bytesWritten
+          if (w < n) {
+            const rest = Buffer.concat(bufs, n)
+            while (w < n) w += (await fh.write(rest, w, n - w)).bytesWritten
+          }
+        } catch (error) {
+          throw fsError(error, `blob cache ${this.dir}`)
+        }
+      },
+      commit: async () => {
+        try {
+          await close()
+          await rename(tmp, this.path(digest))
+        } catch (error) {
+          await rm(tmp, {force: true})
+          throw fsError(error, `blob cache ${this.dir}`)
+        }
+      },
+      abort: async () => {
+        await close().catch(() => {})
+        await rm(tmp, {force: true})
+      },
     }
   }
 

@@ -1,11 +1,14 @@
-import {rm, stat} from 'node:fs/promises'
+import {createHash} from 'node:crypto'
+import {rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
+import type {Readable} from 'node:stream'
 
 import pLimit from 'p-limit'
 import type * as openpgp from 'openpgp'
 
 import {AirlockError, InputError} from '../core/errors.js'
-import {BlobCache, defaultCacheDir} from '../copy/cache.js'
+import {BlobCache} from '../copy/cache.js'
+import {fsError} from '../core/fs-errors.js'
 import {Progress, silentProgress, formatBytes} from '../cli/progress.js'
 import {imageBlobs, ResolvedImage, resolveImages} from '../resolve/resolve.js'
 import {buildLock, checkLocked, lockPathFor, readLock, writeLock} from '../resolve/lock.js'
@@ -13,7 +16,9 @@ import {Sources} from '../resolve/sources.js'
 import {findSigningKey} from '../sign/find.js'
 import {loadBundleSpec, resolveExpiry} from '../spec/load.js'
 import {AirlockMetadata, FORMAT_VERSION, ImageRecord} from '../transports/archive/metadata.js'
-import {writeArchive} from '../transports/archive/writer.js'
+import {ArchiveFile, archiveFiles, ArchivePlan, copyBlobFile, planArchive, PlannedBlob, writeLayout} from '../transports/archive/writer.js'
+import {BLOCK} from '../transports/archive/tar.js'
+import {checkNotRunning, Journal, journalPath, JournalState, readJournal} from './journal.js'
 import {readArchive} from '../transports/archive/reader.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 import {TOOL_VERSION} from '../version.js'
@@ -82,11 +87,13 @@ export interface CreateResult {
   images: {ref: string; name: string; digest: string; sourceDigest: string; platforms: string[]}[]
   blobs: number
   bytesPulled: number
+  /** Bytes taken from the blob cache (--cache-dir). */
   bytesCached: number
+  /** Bytes an interrupted run had already written to OUT.partial, re-hashed and kept. */
+  bytesResumed: number
   bytesWritten: number
   bytesReferenced: number
   dedupeSaved: number
-  sha256: string
   signed: boolean
   signer?: {fingerprint: string; userId?: string}
   lockFile: string
@@ -140,10 +147,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     throw new InputError('create.output_dir', `output directory does not exist: ${path.dirname(output)}`)
   }
 
-  const cache = new BlobCache(opts.cacheDir ?? defaultCacheDir())
-  // Leftovers of a killed run: cache temp files of dead processes, and our own stale .partial.
-  await cache.cleanStale()
-  await rm(`${output}.partial`, {force: true}).catch(() => {})
+  // The blob cache is opt-in: without it every pulled blob is written once, straight into the archive.
+  const cache = opts.cacheDir ? new BlobCache(opts.cacheDir) : undefined
+  // Leftovers of a killed run: cache temp files of dead processes.
+  await cache?.cleanStale()
   const sources = new Sources({
     registries: spec.registries, cache, registryConfig: opts.registryConfig,
     retries: opts.retries, retryBaseDelayMs: opts.retryBaseDelayMs,
@@ -176,168 +183,348 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     checkLocked(lockFile, failedImages.length > 0 ? {...was, images: was.images.filter((i) => have.has(`${i.ref} ${i.name}`))} : was, lock)
   }
 
-  // 2. pull every unique blob once, through one pool
-  const unique = new Map<string, {digest: string; size: number; ref: ResolvedImage}>()
-  let referenced = 0
-  for (const img of resolved) {
-    for (const b of imageBlobs(img)) {
-      referenced += b.size
-      if (!unique.has(b.digest)) unique.set(b.digest, {digest: b.digest, size: b.size, ref: img})
-    }
-  }
   // --since: layers the previous bundle shipped stay out (and are not even pulled).
   const previous = opts.since ? await previousLayers(opts.since) : undefined
   const isExternal = (digest: string) => previous?.layers.has(digest) ?? false
-  // manifests and indexes are already in memory
-  for (const img of resolved) {
-    await cache.putBytes(img.top.digest, img.top.bytes)
-    for (const m of img.manifests) await cache.putBytes(m.digest, m.bytes)
-  }
-  const missing: {digest: string; size: number; ref: ResolvedImage}[] = []
-  let bytesCached = 0
-  for (const b of unique.values()) {
-    if (isExternal(b.digest)) continue
-    // eslint-disable-next-line no-await-in-loop
-    if (await cache.has(b.digest, b.size)) bytesCached += b.size
-    else missing.push(b)
-  }
-  const toPull = missing.reduce((a, b) => a + b.size, 0)
-  progress.note(`resolved ${resolved.length} images: ${unique.size} unique blobs (${formatBytes([...unique.values()].reduce((a, b) => a + b.size, 0))}), ${missing.length} to pull (${formatBytes(toPull)})`)
-  progress.begin(toPull, 'pulling')
-  const limit = pLimit(Math.max(1, opts.jobs ?? 8))
-  let bytesPulled = 0
-  /** Blobs pulled (and digest-checked while streaming) by this run: the writer need not hash them again. */
-  const fresh = new Set<string>()
-  const failedBlobs = new Map<string, string>()
-  // Pull in the order the archive is written (sorted by digest), so that without --keep-going the
-  // writer can follow right behind the downloads instead of waiting for all of them.
-  missing.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))
-  const pulls = new Map<string, Promise<void>>()
-  const pulling = Promise.all(missing.map((b) => {
-    const p = limit(async () => {
-      try {
-        const stream = await sources.openBlob(b.ref.spec.ref, b.digest, b.size)
-        await cache.putStream(b.digest, stream, (n) => progress.advance(n))
-        bytesPulled += b.size
-        fresh.add(b.digest)
-      } catch (error) {
-        if (!(error instanceof AirlockError)) throw error
-        failedBlobs.set(b.digest, error.message)
-        if (!opts.keepGoing) limit.clearQueue()
-      }
-    })
-    pulls.set(b.digest, p)
-    return p
-  }))
-  /** Resolves once `digest` is in the cache; rejects if its pull failed. */
-  const ready = (digest: string): Promise<void> | undefined => {
-    const p = pulls.get(digest)?.then(() => {
-      if (!fresh.has(digest)) throw new AirlockError('create.pull_failed', `blob ${digest} could not be pulled`)
-    })
-    p?.catch(() => {}) // the writer may stop before it reaches this blob: the failure is reported per image
-    return p
-  }
-  /** Per image: every image that needs a blob that could not be pulled. */
-  const pullFailures = (): FailedImage[] => {
-    const perImage: FailedImage[] = []
-    for (const img of resolved) {
-      const bad = imageBlobs(img).find((b) => failedBlobs.has(b.digest))
-      if (bad) perImage.push({ref: img.spec.refString, name: img.spec.name, stage: 'pull', error: `blob ${bad.digest}: ${failedBlobs.get(bad.digest)}`})
-    }
-    return perImage
-  }
-  const pullFailedError = (perImage: FailedImage[]) =>
-    new AirlockError('create.pull_failed', `could not pull ${perImage.length} of ${resolved.length} images`, {details: perImage.map((f) => `${f.ref}: ${f.error}`)})
-  if (opts.keepGoing) {
-    // --keep-going decides what the archive holds only once every pull has settled.
-    await pulling
-    progress.end()
-    const perImage = pullFailures()
-    failedImages.push(...perImage)
-    const drop = new Set(perImage.map((f) => f.ref + ' ' + f.name))
-    resolved = resolved.filter((img) => !drop.has(img.spec.refString + ' ' + img.spec.name))
-    // Blobs only the dropped images needed stay out of the archive.
-    unique.clear()
-    referenced = 0
-    for (const img of resolved) {
+  const created = new Date(epoch * 1000)
+  const nowForExpiry = process.env.SOURCE_DATE_EPOCH ? created : new Date()
+  const expires = resolveExpiry(spec.metadata.expires, nowForExpiry)
+
+  /** Everything the archive of `images` holds, and its signed layout. */
+  const layout = async (images: ResolvedImage[]) => {
+    const unique = new Map<string, {digest: string; size: number; ref: ResolvedImage}>()
+    let referenced = 0
+    for (const img of images) {
       for (const b of imageBlobs(img)) {
         referenced += b.size
         if (!unique.has(b.digest)) unique.set(b.digest, {digest: b.digest, size: b.size, ref: img})
       }
     }
+    const external = [...unique.values()].filter((b) => isExternal(b.digest)).map((b) => ({digest: b.digest, size: b.size}))
+    for (const b of external) unique.delete(b.digest)
+    const records = images.map((img) => imageRecord(img))
+    const uniqueBytes = [...unique.values()].reduce((a, b) => a + b.size, 0)
+    const metadata: AirlockMetadata = {
+      formatVersion: FORMAT_VERSION,
+      tool: {name: 'airlock', version: TOOL_VERSION},
+      bundle: {
+        name: spec.metadata.name,
+        version: spec.metadata.version,
+        ...(spec.metadata.description ? {description: spec.metadata.description} : {}),
+        created: created.toISOString(),
+        ...(expires ? {expires: expires.toISOString()} : {}),
+      },
+      images: records,
+      blobs: {count: unique.size, bytes: uniqueBytes, referencedBytes: referenced},
+      ...(opts.splitSize ? {split: {partSize: opts.splitSize}} : {}),
+      ...(previous ? {base: {name: previous.name, version: previous.version, blobs: external.sort((x, y) => (x.digest < y.digest ? -1 : 1))}} : {}),
+    }
+    const plan = await planArchive({metadata, blobs: [...unique.values()], signingKey, epoch, ...(opts.splitSize ? {partSize: opts.splitSize} : {})})
+    return {unique, referenced, external, records, uniqueBytes, plan}
   }
-  if (opts.keepGoing && failedImages.length > 0) {
-    for (const f of failedImages) progress.note(`WARNING: ${f.ref}: NOT in the archive (${f.stage} failed): ${f.error}`)
-    if (resolved.length === 0) {
-      throw new AirlockError('create.nothing_fetched', `none of the ${spec.images.length} images could be fetched`, {details: failedImages.map((f) => `${f.ref}: ${f.error}`)})
+
+  if (resolved.length === 0) {
+    throw new AirlockError('create.nothing_fetched', `none of the ${spec.images.length} images could be fetched`, {details: failedImages.map((f) => `${f.ref}: ${f.error}`)})
+  }
+
+  // 2. lay the archive out (it is signed before any blob moves), resuming an interrupted run
+  let arch = await layout(resolved)
+  const prior = await readJournal(output)
+  checkNotRunning(output, prior)
+  let opened: Awaited<ReturnType<typeof openArchive>>
+  try {
+    opened = await openArchive(output, arch.plan, prior)
+  } catch (error) {
+    throw fsError(error, `archive ${output}`)
+  }
+  let file = opened.file
+  let journal: Journal | undefined
+  let committed = false
+  const failedBlobs = new Map<string, string>()
+  try {
+    journal = await Journal.start(output, arch.plan.total, arch.plan.partSize)
+    const done = new Map<string, PlannedBlob>()
+    for (const b of opened.reused) {
+      done.set(b.digest, b)
+      // eslint-disable-next-line no-await-in-loop
+      await journal.done(b.digest, b.size, b.dataOffset)
+    }
+    const bytesResumed = opened.reused.reduce((a, b) => a + b.size, 0)
+
+    // manifests, indexes and configs are already in memory (verified)
+    const inMemory = new Map<string, Buffer>(sources.small)
+    for (const img of resolved) {
+      inMemory.set(img.top.digest, img.top.bytes)
+      for (const m of img.manifests) inMemory.set(m.digest, m.bytes)
+    }
+    for (const b of arch.plan.blobs) {
+      const bytes = inMemory.get(b.digest)
+      if (done.has(b.digest) || !bytes) continue
+      // eslint-disable-next-line no-await-in-loop
+      await file.write([bytes], b.dataOffset)
+      done.set(b.digest, b)
+      if (cache) await cache.putBytes(b.digest, bytes) // eslint-disable-line no-await-in-loop
+    }
+
+    // 3. blobs from the cache (re-hashed while copied), then pull the rest, each once, through one pool
+    let bytesCached = 0
+    const missing: PlannedBlob[] = []
+    for (const b of arch.plan.blobs) {
+      if (done.has(b.digest)) continue
+      // eslint-disable-next-line no-await-in-loop
+      if (cache && (await cache.has(b.digest, b.size))) {
+        try {
+          // eslint-disable-next-line no-await-in-loop
+          await copyBlobFile(file, b, cache.path(b.digest))
+          await journal.done(b.digest, b.size, b.dataOffset) // eslint-disable-line no-await-in-loop
+          done.set(b.digest, b)
+          bytesCached += b.size
+          continue
+        } catch (error) {
+          // A bad cache entry was removed: pull the blob instead.
+          if (!(error instanceof AirlockError && error.code === 'cache.corrupt')) throw error
+          progress.note(`WARNING: ${error.message.replace(', run again', '; pulling it again')}`)
+        }
+      }
+      missing.push(b)
+    }
+    const toPull = missing.reduce((a, b) => a + b.size, 0)
+    progress.note(`resolved ${resolved.length} images: ${arch.unique.size} unique blobs (${formatBytes(arch.uniqueBytes)}), ${missing.length} to pull (${formatBytes(toPull)})${bytesResumed ? `, ${formatBytes(bytesResumed)} resumed from ${output}.partial` : ''}`)
+    progress.begin(toPull, 'pulling')
+    const limit = pLimit(Math.max(1, opts.jobs ?? 8))
+    let bytesPulled = 0
+    const fileNow = file
+    await Promise.all(missing.map((b) => limit(async () => {
+      const ref = arch.unique.get(b.digest)!.ref
+      const sink = cache ? await cache.writer(b.digest) : undefined
+      try {
+        const stream = await sources.openBlob(ref.spec.ref, b.digest, b.size)
+        const n = await consume(stream, async (bufs, at) => {
+          await fileNow.write(bufs, b.dataOffset + at)
+          await sink?.write(bufs)
+        }, (n) => progress.advance(n))
+        if (n !== b.size) throw new AirlockError('create.pull_failed', `blob ${b.digest}: got ${n} of ${b.size} bytes`)
+        await sink?.commit()
+        await journal!.done(b.digest, b.size, b.dataOffset)
+        done.set(b.digest, b)
+        bytesPulled += b.size
+      } catch (error) {
+        await sink?.abort()
+        if (!(error instanceof AirlockError)) throw error
+        failedBlobs.set(b.digest, error.message)
+        if (!opts.keepGoing) limit.clearQueue()
+      }
+    })))
+    progress.end()
+
+    /** Per image: every image that needs a blob that could not be pulled. */
+    const perImage: FailedImage[] = []
+    for (const img of resolved) {
+      const bad = imageBlobs(img).find((b) => failedBlobs.has(b.digest))
+      if (bad) perImage.push({ref: img.spec.refString, name: img.spec.name, stage: 'pull', error: `blob ${bad.digest}: ${failedBlobs.get(bad.digest)}`})
+    }
+    if (perImage.length > 0 && !opts.keepGoing) {
+      throw new AirlockError('create.pull_failed', `could not pull ${perImage.length} of ${resolved.length} images`, {details: perImage.map((f) => `${f.ref}: ${f.error}`)})
+    }
+    if (perImage.length > 0) {
+      failedImages.push(...perImage)
+      const drop = new Set(perImage.map((f) => f.ref + ' ' + f.name))
+      resolved = resolved.filter((img) => !drop.has(img.spec.refString + ' ' + img.spec.name))
+    }
+    if (opts.keepGoing && failedImages.length > 0) {
+      for (const f of failedImages) progress.note(`WARNING: ${f.ref}: NOT in the archive (${f.stage} failed): ${f.error}`)
+      if (resolved.length === 0) {
+        throw new AirlockError('create.nothing_fetched', `none of the ${spec.images.length} images could be fetched`, {details: failedImages.map((f) => `${f.ref}: ${f.error}`)})
+      }
+    }
+    if (perImage.length > 0) {
+      // --keep-going dropped images: the archive without them has another layout. Move the
+      // blobs it keeps from the first layout into the new one (re-hashed on the way).
+      arch = await layout(resolved)
+      const moved = await relayout(output, file, [...done.values()], arch.plan)
+      file = moved.file
+      await journal.remove()
+      journal = await Journal.start(output, arch.plan.total, arch.plan.partSize)
+      for (const b of moved.reused) await journal.done(b.digest, b.size, b.dataOffset) // eslint-disable-line no-await-in-loop
+    }
+    for (const img of resolved) progress.note(`  ${img.spec.name}  ${img.top.digest}  [${img.platforms.join(', ')}]`)
+
+    // 4. sync, and only then give the archive its final name
+    let files: string[]
+    try {
+      files = await file.commit()
+    } catch (error) {
+      throw fsError(error, `archive ${output}`)
+    }
+    committed = true
+    await journal.remove()
+    // A --keep-going archive with missing images must not rewrite the lock file with a partial list.
+    if (failedImages.length === 0) await writeLock(lockFile, lock)
+    if (!signingKey) progress.note('WARNING: this bundle is UNSIGNED: nobody can prove where it came from')
+    const {plan, external, records, referenced, uniqueBytes} = arch
+    return {
+      archive: files[0],
+      files,
+      ...(previous ? {base: {name: previous.name, version: previous.version, blobsLeftOut: external.length, bytesLeftOut: external.reduce((x, b) => x + b.size, 0)}} : {}),
+      bundle: {name: spec.metadata.name, version: spec.metadata.version},
+      images: records.map((r) => ({ref: r.ref, name: r.name, digest: r.digest, sourceDigest: r.sourceDigest, platforms: r.platforms})),
+      blobs: plan.blobs.length,
+      bytesPulled,
+      bytesCached,
+      bytesResumed,
+      bytesWritten: plan.total,
+      bytesReferenced: referenced,
+      dedupeSaved: referenced - uniqueBytes,
+      signed: Boolean(signingKey),
+      ...(plan.signer ? {signer: plan.signer} : {}),
+      lockFile,
+      ...(opts.keepGoing ? {failed: failedImages} : {}),
+    }
+  } catch (error) {
+    progress.end()
+    throw fsError(error, `archive ${output}`)
+  } finally {
+    if (!committed) {
+      await file.discard()
+      await journal?.remove()
     }
   }
-  for (const img of resolved) progress.note(`  ${img.spec.name}  ${img.top.digest}  [${img.platforms.join(', ')}]`)
+}
 
-  // 3. write the signed archive
-  const external = [...unique.values()].filter((b) => isExternal(b.digest)).map((b) => ({digest: b.digest, size: b.size}))
-  for (const b of external) unique.delete(b.digest)
-  const records = resolved.map((img) => imageRecord(img))
-  const uniqueBytes = [...unique.values()].reduce((a, b) => a + b.size, 0)
-  const created = new Date(epoch * 1000)
-  const nowForExpiry = process.env.SOURCE_DATE_EPOCH ? created : new Date()
-  const expires = resolveExpiry(spec.metadata.expires, nowForExpiry)
-  const metadata: AirlockMetadata = {
-    formatVersion: FORMAT_VERSION,
-    tool: {name: 'airlock', version: TOOL_VERSION},
-    bundle: {
-      name: spec.metadata.name,
-      version: spec.metadata.version,
-      ...(spec.metadata.description ? {description: spec.metadata.description} : {}),
-      created: created.toISOString(),
-      ...(expires ? {expires: expires.toISOString()} : {}),
-    },
-    images: records,
-    blobs: {count: unique.size, bytes: uniqueBytes, referencedBytes: referenced},
-    ...(opts.splitSize ? {split: {partSize: opts.splitSize}} : {}),
-    ...(previous ? {base: {name: previous.name, version: previous.version, blobs: external.sort((x, y) => (x.digest < y.digest ? -1 : 1))}} : {}),
-  }
-  let written
-  try {
-    written = await writeArchive(output, {
-      metadata,
-      blobs: [...unique.values()].map((b) => {
-        const r = ready(b.digest)
-        return {digest: b.digest, size: b.size, path: cache.path(b.digest), ...(r ? {ready: r, verified: true} : {})}
-      }),
-      signingKey,
-      epoch,
-      ...(opts.splitSize ? {partSize: opts.splitSize} : {}),
+/**
+ * Read a verified blob stream and hand it on in batches of about 1 MiB (`at` = offset of the
+ * batch in the blob), one batch at a time. Resolves with the byte count once the stream ended
+ * (it ends only after its digest matched).
+ */
+function consume(stream: Readable, onBatch: (bufs: Buffer[], at: number) => Promise<void>, onChunk?: (n: number) => void): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let batch: Buffer[] = []
+    let bytes = 0
+    let pos = 0
+    let over = false
+    const fail = (error: unknown) => {
+      if (over) return
+      over = true
+      stream.destroy()
+      reject(error)
+    }
+    const flush = (): Promise<void> => {
+      if (bytes === 0) return Promise.resolve()
+      const bufs = batch
+      const at = pos
+      pos += bytes
+      batch = []
+      bytes = 0
+      return onBatch(bufs, at)
+    }
+    stream.on('data', (c: Buffer) => {
+      batch.push(c)
+      bytes += c.length
+      onChunk?.(c.length)
+      if (bytes >= BATCH) {
+        stream.pause()
+        flush().then(() => { if (!over) stream.resume() }, fail)
+      }
     })
+    stream.on('end', () => {
+      flush().then(() => {
+        over = true
+        resolve(pos)
+      }, fail)
+    })
+    stream.on('error', fail)
+  })
+}
+
+const BATCH = 1024 * 1024
+
+/**
+ * Open `OUT.partial` for `plan`. An interrupted run of the same layout is resumed in place (its
+ * journaled blobs re-hashed and kept); one of another layout has its blobs moved over; anything
+ * else is started afresh.
+ */
+async function openArchive(output: string, plan: ArchivePlan, prior: JournalState | undefined): Promise<{file: ArchiveFile; reused: PlannedBlob[]}> {
+  const oldFiles = prior ? archiveFiles(output, prior.total, prior.partSize).map((f) => `${f}.partial`) : []
+  const usable = prior !== undefined && prior.blobs.size > 0 && (await Promise.all(oldFiles.map((f) => stat(f).then((s) => s.isFile(), () => false)))).every(Boolean)
+  if (!usable) {
+    await Promise.all([...oldFiles, `${output}.partial`].map((f) => rm(f, {force: true})))
+    await rm(journalPath(output), {force: true})
+    const file = await ArchiveFile.create(output, plan.total, plan.partSize)
+    await writeLayout(file, plan)
+    return {file, reused: []}
+  }
+  const byDigest = new Map(plan.blobs.map((b) => [b.digest, b]))
+  const same = prior.total === plan.total && prior.partSize === plan.partSize &&
+    [...prior.blobs].every(([d, w]) => byDigest.get(d)?.dataOffset === w.offset && byDigest.get(d)?.size === w.size)
+  if (same) {
+    const file = await ArchiveFile.create(output, plan.total, plan.partSize, true)
+    try {
+      await writeLayout(file, plan)
+      const reused: PlannedBlob[] = []
+      for (const b of plan.blobs) {
+        // eslint-disable-next-line no-await-in-loop
+        if (prior.blobs.has(b.digest) && (await hashAt(file, b.dataOffset, b.size)) === b.digest) reused.push(b)
+      }
+      return {file, reused}
+    } catch (error) {
+      await file.discard()
+      throw error
+    }
+  }
+  const old = await ArchiveFile.create(output, prior.total, prior.partSize, true)
+  const was = [...prior.blobs].map(([digest, w]) => ({digest, size: w.size, headerOffset: w.offset - BLOCK, dataOffset: w.offset}))
+  return relayout(output, old, was, plan)
+}
+
+/**
+ * Move `blobs` (verified on the way) from `old` (this archive's `.partial` files in another
+ * layout) into a new `.partial` laid out as `plan`; `old` is removed.
+ */
+async function relayout(output: string, old: ArchiveFile, blobs: PlannedBlob[], plan: ArchivePlan): Promise<{file: ArchiveFile; reused: PlannedBlob[]}> {
+  await old.close()
+  const aside = `${output}.previous`
+  const asideFiles = archiveFiles(aside, old.total, old.partSize).map((f) => `${f}.partial`)
+  for (const [i, f] of old.files.entries()) await rename(f, asideFiles[i]) // eslint-disable-line no-await-in-loop
+  const src = await ArchiveFile.create(aside, old.total, old.partSize, true)
+  let file: ArchiveFile | undefined
+  try {
+    file = await ArchiveFile.create(output, plan.total, plan.partSize)
+    await writeLayout(file, plan)
+    const want = new Map(plan.blobs.map((b) => [b.digest, b]))
+    const reused: PlannedBlob[] = []
+    const buf = Buffer.allocUnsafe(BATCH)
+    for (const b of blobs) {
+      const to = want.get(b.digest)
+      if (!to || to.size !== b.size || b.dataOffset + b.size > old.total) continue
+      const h = createHash('sha256')
+      for (let at = 0; at < b.size; at += BATCH) {
+        const c = buf.subarray(0, Math.min(BATCH, b.size - at))
+        // eslint-disable-next-line no-await-in-loop
+        await src.read(c, b.dataOffset + at)
+        h.update(c)
+        // eslint-disable-next-line no-await-in-loop
+        await file.write([c], to.dataOffset + at)
+      }
+      if (`sha256:${h.digest('hex')}` === b.digest) reused.push(to)
+    }
+    return {file, reused}
   } catch (error) {
-    limit.clearQueue()
-    await pulling
-    progress.end()
-    const perImage = pullFailures()
-    if (perImage.length > 0) throw pullFailedError(perImage)
+    await file?.discard()
     throw error
+  } finally {
+    await src.discard()
   }
-  await pulling
-  progress.end()
-  // A --keep-going archive with missing images must not rewrite the lock file with a partial list.
-  if (failedImages.length === 0) await writeLock(lockFile, lock)
-  if (!signingKey) progress.note('WARNING: this bundle is UNSIGNED: nobody can prove where it came from')
-  return {
-    archive: written.path,
-    files: written.files,
-    ...(previous ? {base: {name: previous.name, version: previous.version, blobsLeftOut: external.length, bytesLeftOut: external.reduce((x, b) => x + b.size, 0)}} : {}),
-    bundle: {name: spec.metadata.name, version: spec.metadata.version},
-    images: records.map((r) => ({ref: r.ref, name: r.name, digest: r.digest, sourceDigest: r.sourceDigest, platforms: r.platforms})),
-    blobs: written.blobs,
-    bytesPulled,
-    bytesCached,
-    bytesWritten: written.bytes,
-    bytesReferenced: referenced,
-    dedupeSaved: referenced - uniqueBytes,
-    sha256: written.sha256,
-    signed: Boolean(signingKey),
-    ...(written.signer ? {signer: written.signer} : {}),
-    lockFile,
-    ...(opts.keepGoing ? {failed: failedImages} : {}),
+}
+
+/** sha256 of `size` bytes at `offset` of the partial archive. */
+async function hashAt(file: ArchiveFile, offset: number, size: number): Promise<string> {
+  const h = createHash('sha256')
+  const buf = Buffer.allocUnsafe(Math.min(BATCH, Math.max(size, 1)))
+  for (let at = 0; at < size; at += BATCH) {
+    const c = buf.subarray(0, Math.min(BATCH, size - at))
+    // eslint-disable-next-line no-await-in-loop
+    await file.read(c, offset + at)
+    h.update(c)
   }
+  return `sha256:${h.digest('hex')}`
 }

@@ -3,14 +3,20 @@ import {Readable} from 'node:stream'
 import {AirlockError} from '../core/errors.js'
 import {BlobCache} from '../copy/cache.js'
 import {readFile} from 'node:fs/promises'
+
+import {sha256Digest} from '../core/digest.js'
 import type {Reference} from '../spec/reference.js'
 import type {RegistryOptions} from '../spec/types.js'
 import {RegistryClient, RetryInfo} from '../transports/registry/client.js'
 import {resolveCredentials} from '../transports/registry/credentials.js'
 
+/** Configs larger than this are refused (they are held in memory). */
+const MAX_SMALL_BLOB = 16 * 1024 * 1024
+
 export interface SourcesOptions {
   registries: Record<string, RegistryOptions>
-  cache: BlobCache
+  /** A persistent blob cache (optional): configs are read from and written to it. */
+  cache?: BlobCache
   registryConfig?: string
   /** Retry knobs (tests make them fast). */
   retries?: number
@@ -71,12 +77,29 @@ export class Sources {
     return this.firstOf(ref, (c) => c.getManifest(ref.repository, reference))
   }
 
+  /** Small blobs (configs) fetched by this run, verified: `create` writes them from here. */
+  readonly small = new Map<string, Buffer>()
+
   async getSmallBlob(ref: Reference, digest: string, size: number): Promise<Buffer> {
+    const have = this.small.get(digest)
+    if (have) return have
+    if (size > MAX_SMALL_BLOB) throw new AirlockError('registry.blob_too_large', `${ref.registry}/${ref.repository}: config ${digest} is ${size} bytes, more than the ${MAX_SMALL_BLOB} allowed`)
     const cache = this.opts.cache
-    if (!(await cache.has(digest, size))) {
-      await this.firstOf(ref, async (c) => cache.putStream(digest, await c.getBlob(ref.repository, digest, size)))
+    let bytes: Buffer | undefined
+    if (cache && (await cache.has(digest, size))) {
+      bytes = await readFile(cache.path(digest))
+      if (sha256Digest(bytes) !== digest) bytes = undefined
     }
-    return readFile(cache.path(digest))
+    if (!bytes) {
+      bytes = await this.firstOf(ref, async (c) => {
+        const chunks: Buffer[] = []
+        for await (const chunk of await c.getBlob(ref.repository, digest, size)) chunks.push(chunk as Buffer)
+        return Buffer.concat(chunks)
+      })
+      await cache?.putBytes(digest, bytes)
+    }
+    this.small.set(digest, bytes)
+    return bytes
   }
 
   openBlob(ref: Reference, digest: string, size: number): Promise<Readable> {

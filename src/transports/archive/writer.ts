@@ -1,5 +1,4 @@
-import {createHash, Hash} from 'node:crypto'
-import {createReadStream} from 'node:fs'
+import {createHash} from 'node:crypto'
 import {open, rename, rm, unlink} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 
@@ -16,12 +15,20 @@ import {
 } from './metadata.js'
 import {BLOCK, encodeHeader, paddingFor} from './tar.js'
 
+/**
+ * The archive is written positionally: its whole layout (every header and every blob's offset)
+ * follows from the signed metadata, which is complete before any blob moves. So the file is
+ * laid out up front and each blob is written once, straight to its place, by whoever has its
+ * bytes (a download, the blob cache, memory), in any order. Everything goes to `NAME.partial`
+ * (or `NAME.NNN.partial` parts) and is renamed only after all of it is written and synced.
+ */
+
 export interface BlobFile {
   digest: string
   size: number
   /** A file holding the blob (the content-addressed cache). Re-hashed while it is copied. */
   path: string
-  /** Its content was checked against the digest by this process (pulled just now): only the size is re-checked. */
+  /** Its content was checked against the digest by this process: only the size is re-checked. */
   verified?: boolean
   /** Settles when the file is complete (a download still under way); a rejection aborts the write. */
   ready?: Promise<unknown>
@@ -33,158 +40,54 @@ export interface WriteResult {
   /** Every file written: the archive, or its parts in order. */
   files: string[]
   bytes: number
-  sha256: string
   signer?: {fingerprint: string; userId?: string}
   blobs: number
+}
+
+/** Where one blob goes. */
+export interface PlannedBlob {
+  digest: string
+  size: number
+  headerOffset: number
+  dataOffset: number
+}
+
+export interface ArchivePlan {
+  /** Bytes [0, head.length): the metadata entries, from airlock.json to manifest.json. */
+  head: Buffer
+  /** In archive (digest) order. */
+  blobs: PlannedBlob[]
+  /** Total archive size, including the two zero blocks at the end. */
+  total: number
+  partSize?: number
+  mtime: number
+  signer?: {fingerprint: string; userId?: string}
 }
 
 const ZERO = Buffer.alloc(BLOCK * 2)
 const CHUNK = 1024 * 1024
 const SYNC_EVERY = 64 * 1024 * 1024
+/** At most this many part files open at once (a split archive may have thousands of parts). */
+const MAX_OPEN_PARTS = 16
 
 /** Name of part `i` of a split archive: NAME.000, NAME.001, … */
 export function partName(outPath: string, i: number): string {
   return `${outPath}.${String(i).padStart(3, '0')}`
 }
 
-/**
- * The archive's byte sink: one file, or (split) consecutive parts of at most `partSize` bytes cut
- * at arbitrary byte boundaries, so that `cat` of the parts is the single archive. Every file is
- * written under a `.partial` name and renamed only by commit().
- */
-class Out {
-  bytes = 0
-  readonly hash: Hash = createHash('sha256')
-  readonly files: string[] = []
-  private pending: Buffer[] = []
-  private pendingBytes = 0
-  private fh?: FileHandle
-  private partBytes = 0
-  /**
-   * Written data is flushed to disk in the background as the archive grows (one datasync at a
-   * time), so the final sync before the rename has little left to do.
-   */
-  private syncing?: Promise<void>
-  private unsynced = 0
-
-  constructor(private readonly outPath: string, private readonly partSize?: number) {}
-
-  private finalName(i: number): string {
-    return this.partSize ? partName(this.outPath, i) : this.outPath
-  }
-
-  private async nextFile(): Promise<void> {
-    if (this.fh) {
-      await this.syncing
-      await this.fh.sync()
-      await this.fh.close()
-    }
-    const name = `${this.finalName(this.files.length)}.partial`
-    this.fh = await open(name, 'w', 0o644)
-    this.files.push(name)
-    this.partBytes = 0
-  }
-
-  async write(buf: Buffer): Promise<void> {
-    this.hash.update(buf)
-    this.bytes += buf.length
-    this.pending.push(buf)
-    this.pendingBytes += buf.length
-    if (this.pendingBytes >= CHUNK) await this.flush()
-  }
-
-  async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return
-    const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending)
-    this.pending = []
-    this.pendingBytes = 0
-    let off = 0
-    while (off < data.length) {
-      if (!this.fh || (this.partSize && this.partBytes >= this.partSize)) {
-        // eslint-disable-next-line no-await-in-loop
-        await this.nextFile()
-      }
-      const room = this.partSize ? this.partSize - this.partBytes : data.length - off
-      const n = Math.min(room, data.length - off)
-      // eslint-disable-next-line no-await-in-loop
-      const {bytesWritten} = await this.fh!.write(data, off, n)
-      off += bytesWritten
-      this.partBytes += bytesWritten
-      this.unsynced += bytesWritten
-    }
-    if (this.unsynced >= SYNC_EVERY && !this.syncing) {
-      this.unsynced = 0
-      const fh = this.fh!
-      this.syncing = fh.datasync().catch(() => {}).finally(() => { this.syncing = undefined })
-    }
-  }
-
-  /** Flush, sync and rename every part to its final name. */
-  async commit(): Promise<string[]> {
-    await this.flush()
-    if (!this.fh) await this.nextFile()
-    await this.syncing
-    await this.fh!.sync()
-    await this.fh!.close()
-    this.fh = undefined
-    const finals: string[] = []
-    for (const [i, f] of this.files.entries()) {
-      const final = this.finalName(i)
-      // eslint-disable-next-line no-await-in-loop
-      await rename(f, final)
-      finals.push(final)
-    }
-    return finals
-  }
-
-  async discard(): Promise<void> {
-    await this.syncing
-    await this.fh?.close().catch(() => {})
-    this.fh = undefined
-    await Promise.all(this.files.map((f) => rm(f, {force: true})))
-  }
-}
-
-async function writeEntry(out: Out, name: string, data: Buffer, mtime: number): Promise<void> {
-  await out.write(encodeHeader(name, data.length, mtime))
-  await out.write(data)
+function entryBytes(name: string, data: Buffer, mtime: number): Buffer[] {
   const pad = paddingFor(data.length)
-  if (pad) await out.write(ZERO.subarray(0, pad))
+  return [encodeHeader(name, data.length, mtime), data, ...(pad ? [ZERO.subarray(0, pad)] : [])]
 }
 
-async function copyBlob(out: Out, blob: BlobFile, mtime: number): Promise<void> {
-  await out.write(encodeHeader(blobPath(blob.digest), blob.size, mtime))
-  const h = blob.verified ? undefined : createHash('sha256')
-  let n = 0
-  for await (const chunk of createReadStream(blob.path, {highWaterMark: CHUNK})) {
-    const b = chunk as Buffer
-    h?.update(b)
-    n += b.length
-    // eslint-disable-next-line no-await-in-loop
-    await out.write(b)
-  }
-  const got = h ? `sha256:${h.digest('hex')}` : blob.digest
-  if (got !== blob.digest || n !== blob.size) {
-    // A cache entry went bad on disk: drop it so that the next run fetches it again.
-    await unlink(blob.path).catch(() => {})
-    throw new AirlockError('cache.corrupt', `cached blob ${blob.digest} is corrupt (got ${n} bytes, ${got}); it was removed from the cache, run again`)
-  }
-  const pad = paddingFor(blob.size)
-  if (pad) await out.write(ZERO.subarray(0, pad))
-}
-
-/**
- * Write an archive in format v1 (docs/format.md) to `outPath`, through `outPath.partial`
- * which is renamed only once everything is written and synced.
- */
-export async function writeArchive(outPath: string, opts: {
+/** Sign the metadata and lay the archive out (docs/format.md): nothing is written yet. */
+export async function planArchive(opts: {
   metadata: AirlockMetadata
-  blobs: BlobFile[]
+  blobs: {digest: string; size: number}[]
   signingKey?: openpgp.PrivateKey
   epoch: number
-  /** Split into parts of at most this many bytes (NAME.000, NAME.001, …). */
   partSize?: number
-}): Promise<WriteResult> {
+}): Promise<ArchivePlan> {
   const {metadata, signingKey, epoch} = opts
   const blobs = [...opts.blobs].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))
   for (let i = 1; i < blobs.length; i++) {
@@ -195,41 +98,330 @@ export async function writeArchive(outPath: string, opts: {
   const dockerManifest = buildDockerManifestJson(metadata.images)
   const checksums = buildChecksums(fileHashes(meta, index, dockerManifest, blobs.map((b) => b.digest)))
   const signature = signingKey ? Buffer.from(await signDetached(checksums, signingKey, new Date(epoch * 1000))) : undefined
+  const signed = [
+    ...entryBytes(ENTRY.METADATA, meta, epoch),
+    ...entryBytes(ENTRY.CHECKSUMS, checksums, epoch),
+    ...(signature ? entryBytes(ENTRY.SIGNATURE, signature, epoch) : []),
+  ]
+  const signedBytes = signed.reduce((a, b) => a + b.length, 0)
+  if (opts.partSize && signedBytes + 1 > opts.partSize) {
+    throw new InputError('create.split_too_small', `--split ${opts.partSize}: the first part must hold the signed metadata (${signedBytes} bytes); use a larger size`)
+  }
+  const head = Buffer.concat([
+    ...signed,
+    ...entryBytes(ENTRY.OCI_LAYOUT, OCI_LAYOUT_CONTENT, epoch),
+    ...entryBytes(ENTRY.INDEX, index, epoch),
+    ...entryBytes(ENTRY.DOCKER_MANIFEST, dockerManifest, epoch),
+  ])
+  let at = head.length
+  const planned = blobs.map((b) => {
+    const p = {digest: b.digest, size: b.size, headerOffset: at, dataOffset: at + BLOCK}
+    at += BLOCK + b.size + paddingFor(b.size)
+    return p
+  })
+  const k = signingKey ? describeKey(signingKey) : undefined
+  return {
+    head, blobs: planned, total: at + ZERO.length, mtime: epoch,
+    ...(opts.partSize ? {partSize: opts.partSize} : {}),
+    ...(k ? {signer: {fingerprint: k.fingerprint, userId: k.userIds[0]}} : {}),
+  }
+}
 
-  const out = new Out(outPath, opts.partSize)
+/** The final names of a plan's files: the archive, or its parts in order. */
+export function archiveFiles(outPath: string, total: number, partSize?: number): string[] {
+  if (!partSize) return [outPath]
+  const n = Math.max(1, Math.ceil(total / partSize))
+  return Array.from({length: n}, (_, i) => partName(outPath, i))
+}
+
+interface Part {
+  index: number
+  start: number
+  size: number
+  fh?: FileHandle
+  busy: number
+  unsynced: number
+  lastUse: number
+}
+
+/**
+ * Positional reads and writes over the `.partial` file(s) of an archive: one file, or parts of
+ * exactly `partSize` bytes (the last one shorter) whose concatenation is the archive.
+ */
+export class ArchiveFile {
+  readonly files: string[]
+  private readonly parts: Part[]
+  private open = 0
+  private clock = 0
+  private unsynced = 0
+  private syncing?: Promise<void>
+  private closed = false
+
+  private constructor(readonly outPath: string, readonly total: number, readonly partSize?: number) {
+    this.files = archiveFiles(outPath, total, partSize).map((f) => `${f}.partial`)
+    this.parts = this.files.map((_, i) => {
+      const start = partSize ? i * partSize : 0
+      return {index: i, start, size: partSize ? Math.min(partSize, total - start) : total, busy: 0, unsynced: 0, lastUse: 0}
+    })
+  }
+
+  /**
+   * Open the `.partial` file(s) for `total` bytes: new and empty (holes read as zeros), or with
+   * `keep`, the existing files of an interrupted run of the same layout, kept as they are.
+   */
+  static async create(outPath: string, total: number, partSize?: number, keep = false): Promise<ArchiveFile> {
+    const f = new ArchiveFile(outPath, total, partSize)
+    try {
+      for (const p of f.parts) {
+        // eslint-disable-next-line no-await-in-loop
+        const fh = await open(f.files[p.index], keep ? 'r+' : 'w', 0o644)
+        try {
+          // eslint-disable-next-line no-await-in-loop
+          await fh.truncate(p.size)
+        } finally {
+          // eslint-disable-next-line no-await-in-loop
+          await fh.close()
+        }
+      }
+    } catch (error) {
+      await f.discard()
+      throw error
+    }
+    return f
+  }
+
+  private async handle(p: Part): Promise<FileHandle> {
+    p.lastUse = ++this.clock
+    if (p.fh) return p.fh
+    if (this.open >= MAX_OPEN_PARTS) {
+      const idle = this.parts.filter((x) => x.fh && x.busy === 0 && x !== p).sort((a, b) => a.lastUse - b.lastUse)[0]
+      if (idle) {
+        const fh = idle.fh!
+        idle.fh = undefined
+        this.open--
+        if (idle.unsynced > 0) await fh.datasync()
+        idle.unsynced = 0
+        await fh.close()
+      }
+    }
+    if (p.fh) return p.fh
+    p.fh = await open(this.files[p.index], 'r+')
+    this.open++
+    return p.fh
+  }
+
+  /** Run `fn` on every part slice of [offset, offset+length). */
+  private async each(offset: number, length: number, fn: (fh: FileHandle, pos: number, from: number, n: number) => Promise<void>): Promise<void> {
+    if (offset < 0 || offset + length > this.total) throw new Error(`archive write outside the layout: ${offset}+${length} of ${this.total}`)
+    let done = 0
+    while (done < length) {
+      const at = offset + done
+      const p = this.partSize ? this.parts[Math.floor(at / this.partSize)] : this.parts[0]
+      const n = Math.min(length - done, p.start + p.size - at)
+      p.busy++
+      try {
+        // eslint-disable-next-line no-await-in-loop
+        const fh = await this.handle(p)
+        // eslint-disable-next-line no-await-in-loop
+        await fn(fh, at - p.start, done, n)
+      } finally {
+        p.busy--
+      }
+      p.unsynced += n
+      done += n
+    }
+  }
+
+  /** Write `bufs` (in order) at `offset`. */
+  async write(bufs: Buffer[], offset: number): Promise<void> {
+    const length = bufs.reduce((a, b) => a + b.length, 0)
+    const p = this.partSize ? this.parts[Math.floor(offset / this.partSize)] : this.parts[0]
+    if (bufs.length > 1 && offset + length <= p.start + p.size && offset >= 0) {
+      // Within one file: hand the chunks to the kernel as they are (no copy).
+      await this.each(offset, length, async (fh, pos) => {
+        const {bytesWritten} = await fh.writev(bufs, pos)
+        if (bytesWritten < length) {
+          const rest = Buffer.concat(bufs, length).subarray(bytesWritten)
+          let w = 0
+          while (w < rest.length) {
+            // eslint-disable-next-line no-await-in-loop
+            w += (await fh.write(rest, w, rest.length - w, pos + bytesWritten + w)).bytesWritten
+          }
+        }
+      })
+      this.afterWrite(length)
+      return
+    }
+    const data = bufs.length === 1 ? bufs[0] : Buffer.concat(bufs, length)
+    await this.each(offset, length, async (fh, pos, from, n) => {
+      let w = 0
+      while (w < n) {
+        // eslint-disable-next-line no-await-in-loop
+        const {bytesWritten} = await fh.write(data, from + w, n - w, pos + w)
+        w += bytesWritten
+      }
+    })
+    this.afterWrite(length)
+  }
+
+  private afterWrite(length: number): void {
+    this.unsynced += length
+    // Flush to disk in the background as the archive fills, so the sync before the rename is short.
+    if (this.unsynced >= SYNC_EVERY && !this.syncing) {
+      this.unsynced = 0
+      this.syncing = this.syncOpen().catch(() => {}).finally(() => { this.syncing = undefined })
+    }
+  }
+
+  /** Read exactly `buf.length` bytes at `offset` (from what this or an earlier run wrote). */
+  async read(buf: Buffer, offset: number): Promise<void> {
+    await this.each(offset, buf.length, async (fh, pos, from, n) => {
+      let r = 0
+      while (r < n) {
+        // eslint-disable-next-line no-await-in-loop
+        const {bytesRead} = await fh.read(buf, from + r, n - r, pos + r)
+        if (bytesRead === 0) throw new Error(`short read in ${this.files[0]}`)
+        r += bytesRead
+      }
+    })
+  }
+
+  private async syncOpen(): Promise<void> {
+    for (const p of this.parts) {
+      if (p.fh && p.unsynced > 0) {
+        p.unsynced = 0
+        // eslint-disable-next-line no-await-in-loop
+        await p.fh.datasync()
+      }
+    }
+  }
+
+  private async closeAll(sync: boolean): Promise<void> {
+    await this.syncing
+    for (const p of this.parts) {
+      if (sync && (p.unsynced > 0 || p.fh)) {
+        // eslint-disable-next-line no-await-in-loop
+        const fh = await this.handle(p)
+        // eslint-disable-next-line no-await-in-loop
+        await fh.sync()
+      }
+      if (p.fh) {
+        const fh = p.fh
+        p.fh = undefined
+        this.open--
+        // eslint-disable-next-line no-await-in-loop
+        await fh.close().catch(() => {})
+      }
+    }
+  }
+
+  /** Sync every file and rename it to its final name. Returns the final names. */
+  async commit(): Promise<string[]> {
+    await this.closeAll(true)
+    this.closed = true
+    const finals: string[] = []
+    for (const f of this.files) {
+      const final = f.slice(0, -'.partial'.length)
+      // eslint-disable-next-line no-await-in-loop
+      await rename(f, final)
+      finals.push(final)
+    }
+    return finals
+  }
+
+  /** Close without syncing, keeping the files (an interrupted run to resume). */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.closeAll(false)
+  }
+
+  /** Close and remove the `.partial` files. */
+  async discard(): Promise<void> {
+    await this.close()
+    await Promise.all(this.files.map((f) => rm(f, {force: true})))
+  }
+}
+
+/** Write the head, every blob header, and zeros over every padding and the end blocks. */
+export async function writeLayout(file: ArchiveFile, plan: ArchivePlan): Promise<void> {
+  await file.write([plan.head], 0)
+  for (const b of plan.blobs) {
+    const pad = paddingFor(b.size)
+    // eslint-disable-next-line no-await-in-loop
+    await file.write([encodeHeader(blobPath(b.digest), b.size, plan.mtime)], b.headerOffset)
+    // eslint-disable-next-line no-await-in-loop
+    if (pad) await file.write([ZERO.subarray(0, pad)], b.dataOffset + b.size)
+  }
+  await file.write([ZERO], plan.total - ZERO.length)
+}
+
+/**
+ * Copy a blob from a file into its place, hashing it unless `verified`. A file whose bytes do
+ * not match is removed (a bad cache entry) and reported.
+ */
+export async function copyBlobFile(file: ArchiveFile, b: PlannedBlob, src: string, verified = false): Promise<void> {
+  const fh = await open(src, 'r')
+  const h = verified ? undefined : createHash('sha256')
+  let n = 0
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK)
+    for (;;) {
+      // eslint-disable-next-line no-await-in-loop
+      const {bytesRead} = await fh.read(buf, 0, CHUNK, null)
+      if (bytesRead === 0) break
+      if (n + bytesRead > b.size) {
+        n += bytesRead
+        break
+      }
+      const c = buf.subarray(0, bytesRead)
+      h?.update(c)
+      // eslint-disable-next-line no-await-in-loop
+      await file.write([c], b.dataOffset + n)
+      n += bytesRead
+    }
+  } finally {
+    await fh.close()
+  }
+  const got = h ? `sha256:${h.digest('hex')}` : b.digest
+  if (got !== b.digest || n !== b.size) {
+    await unlink(src).catch(() => {})
+    throw new AirlockError('cache.corrupt', `cached blob ${b.digest} is corrupt (got ${n} bytes, ${got}); it was removed from the cache, run again`)
+  }
+}
+
+/**
+ * Write an archive in format v1 (docs/format.md) to `outPath` from blob files, through
+ * `outPath.partial` which is renamed only once everything is written and synced.
+ */
+export async function writeArchive(outPath: string, opts: {
+  metadata: AirlockMetadata
+  blobs: BlobFile[]
+  signingKey?: openpgp.PrivateKey
+  epoch: number
+  /** Split into parts of at most this many bytes (NAME.000, NAME.001, …). */
+  partSize?: number
+}): Promise<WriteResult> {
+  const plan = await planArchive({...opts, blobs: opts.blobs})
+  const byDigest = new Map(opts.blobs.map((b) => [b.digest, b]))
+  let file: ArchiveFile | undefined
   let ok = false
   try {
-    await writeEntry(out, ENTRY.METADATA, meta, epoch)
-    await writeEntry(out, ENTRY.CHECKSUMS, checksums, epoch)
-    if (signature) await writeEntry(out, ENTRY.SIGNATURE, signature, epoch)
-    if (opts.partSize && out.bytes + 1 > opts.partSize) {
-      throw new InputError('create.split_too_small', `--split ${opts.partSize}: the first part must hold the signed metadata (${out.bytes} bytes); use a larger size`)
-    }
-    await writeEntry(out, ENTRY.OCI_LAYOUT, OCI_LAYOUT_CONTENT, epoch)
-    await writeEntry(out, ENTRY.INDEX, index, epoch)
-    await writeEntry(out, ENTRY.DOCKER_MANIFEST, dockerManifest, epoch)
-    for (const b of blobs) {
+    file = await ArchiveFile.create(outPath, plan.total, plan.partSize)
+    await writeLayout(file, plan)
+    for (const b of plan.blobs) {
+      const src = byDigest.get(b.digest)!
       // eslint-disable-next-line no-await-in-loop
-      // The blob may still be downloading: write in order as soon as it is in the cache.
-      if (b.ready) await b.ready
-      await copyBlob(out, b, epoch)
+      if (src.ready) await src.ready
+      // eslint-disable-next-line no-await-in-loop
+      await copyBlobFile(file, b, src.path, src.verified)
     }
-    await out.write(ZERO)
-    const files = await out.commit()
+    const files = await file.commit()
     ok = true
-    const signer = signingKey ? describeKey(signingKey) : undefined
-    return {
-      path: files[0],
-      files,
-      bytes: out.bytes,
-      sha256: out.hash.digest('hex'),
-      blobs: blobs.length,
-      ...(signer ? {signer: {fingerprint: signer.fingerprint, userId: signer.userIds[0]}} : {}),
-    }
+    return {path: files[0], files, bytes: plan.total, blobs: plan.blobs.length, ...(plan.signer ? {signer: plan.signer} : {})}
   } catch (error) {
-    // Disk full, quota, read-only mount: one clear error (the .partial files are removed below).
     throw fsError(error, `archive ${outPath}`)
   } finally {
-    if (!ok) await out.discard()
+    if (!ok) await file?.discard()
   }
 }
