@@ -121,9 +121,9 @@ async function benchWorkload(work: string, w: Workload, key: {priv: string; pub:
   const ociDir = path.join(dir, 'skopeo-oci')
 
   // 1. create vs skopeo → one OCI dir vs docker save
-  const create = await measure('airlock create', (i) => airlock(['create', spec, '-o', archive, '--sign-key', key.priv, '--cache-dir', path.join(dir, `cache-${i}`)]),
-    async (i) => { await rm(archive, {force: true}); if (i > 0) await rm(path.join(dir, `cache-${i - 1}`), {recursive: true, force: true}) })
-  await rm(path.join(dir, `cache-${RUNS - 1}`), {recursive: true, force: true})
+  // The default create: no blob cache, each pulled blob written once into the archive.
+  const create = await measure('airlock create', () => airlock(['create', spec, '-o', archive, '--sign-key', key.priv]),
+    async () => { await rm(archive, {force: true}) })
   const skopeoOci = await measure('skopeo copy → OCI dir', async () => {
     const t0 = process.hrtime.bigint()
     for (const [i, ref] of w.refs.entries()) await sh('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${ociDir}:app-${i}`])
