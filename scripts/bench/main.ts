@@ -217,7 +217,7 @@ async function main() {
       `- Machine: ${m.cores} cores, ${m.cpu}, ${m.ramGiB} GiB RAM`,
       `- Versions: node ${m.node}; ${m.skopeo}; docker ${m.docker}, storage driver ${m.dockerDriver}; ${m.openssl}`,
       `- Workload \`${r.w.name}\`: ${r.w.refs.length} images (common 2-layer base, 2 shared runtime layers, 1 unique app layer each; random data, gzip -1), ${r.w.blobs} unique blobs, ${(u / 1e6).toFixed(0)} MB unique compressed, ${(r.w.referencedBytes / 1e6).toFixed(0)} MB referenced. Source: the testbed registry ${SRC} (loopback, plain HTTP); registry target ${DST}.`,
-      `- Each time is the median of ${RUNS} runs (wall clock, including process start-up). Page cache: files are read once before each verify/install run (\`drop_caches\` is not available in a container), so both sides read from memory. \`airlock create\` starts with an empty cache directory every run. Peak RSS from \`/usr/bin/time\` ("Maximum resident set size").`,
+      `- Each time is the median of ${RUNS} runs (wall clock, including process start-up). Page cache: files are read once before each verify/install run (\`drop_caches\` is not available in a container), so both sides read from memory. \`airlock create\` runs with its defaults (no blob cache, so nothing is reused between runs). Peak RSS from \`/usr/bin/time\` ("Maximum resident set size").`,
       '', '## Side by side', '',
       '| operation | airlock | reference | ratio (airlock / reference) | target | |',
       '| --- | ---: | ---: | ---: | --- | --- |')
