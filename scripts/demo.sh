@@ -23,7 +23,7 @@ fi
 
 step "create the signed bundle"
 airlock create examples/quickstart/bundle.yaml \
-  --sign-key "$work/release.key.asc" -o "$work/quickstart.tar" --cache-dir "$work/cache"
+  --sign-key "$work/release.key.asc" -o "$work/quickstart.tar"
 
 step "inspect (metadata only)"
 airlock inspect "$work/quickstart.tar" --key "$work/release.pub.asc"
