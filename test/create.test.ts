@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import {execFile, spawnSync} from 'node:child_process'
+import {createHash} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -27,7 +28,8 @@ interface CreateJson {
   bytesWritten: number
   bytesReferenced: number
   dedupeSaved: number
-  sha256: string
+  bytesPulled: number
+  bytesCached: number
   signed: boolean
   signer?: {fingerprint: string}
   lockFile: string
@@ -187,11 +189,32 @@ describe('airlock create against the real testbed', {timeout: 900_000}, () => {
 
   it('two creates with the same SOURCE_DATE_EPOCH are byte-identical, whatever the concurrency and cache', async () => {
     const again = path.join(dir, 'again.tar')
-    const r = airlock(['create', 'bundle.yaml', '--sign-key', 'release.key.asc', '-o', again, '--cache-dir', path.join(dir, 'cache2'), '--jobs', '1', '--json'],
+    // the first create used a blob cache and 8 pulls at once; this one no cache and one pull at a time
+    const r = airlock(['create', 'bundle.yaml', '--sign-key', 'release.key.asc', '-o', again, '--jobs', '1', '--json'],
       {SOURCE_DATE_EPOCH: '1700000000', TB_USER: tb.auth.username, TB_PASS: tb.auth.password})
     assert.equal(r.code, 0, r.stderr)
-    assert.equal((JSON.parse(r.stdout) as CreateJson).sha256, created.sha256)
+    assert.equal((JSON.parse(r.stdout) as CreateJson).bytesCached, 0)
     assert.ok((await readFile(again)).equals(await readFile(archive)))
+  })
+
+  it('a blob cache entry damaged on disk is noticed, pulled again and replaced; the archive is still identical', async () => {
+    const cache = path.join(dir, 'cache')
+    const m = tb.images['app-b'].manifests[0]
+    const layer = {digest: m.layers.at(-1)!, size: m.layerSizes.at(-1)!}
+    const entry = path.join(cache, 'blobs', 'sha256', layer.digest.slice(7))
+    const bytes = await readFile(entry)
+    bytes[bytes.length >> 1] ^= 0xff
+    await writeFile(entry, bytes)
+    const out = path.join(dir, 'cached-again.tar')
+    const r = airlock(['create', 'bundle.yaml', '--sign-key', 'release.key.asc', '-o', out, '--cache-dir', cache, '--json'],
+      {SOURCE_DATE_EPOCH: '1700000000', TB_USER: tb.auth.username, TB_PASS: tb.auth.password})
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, new RegExp(`cached blob ${layer.digest} is corrupt.*pulling it again`))
+    const j = JSON.parse(r.stdout) as CreateJson
+    assert.equal(j.bytesPulled, layer.size)
+    assert.ok(j.bytesCached > 0)
+    assert.ok((await readFile(out)).equals(await readFile(archive)))
+    assert.equal(createHash('sha256').update(await readFile(entry)).digest('hex'), layer.digest.slice(7), 'the cache entry was not replaced')
   })
 
   it('private registry credentials from a docker config.json; without them a clear error and no output file', async () => {

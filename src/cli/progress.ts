@@ -69,6 +69,7 @@ class LineProgress implements Progress {
 }
 
 export function progressFor(json: boolean): Progress {
-  if (json) return silentProgress
+  // --json keeps stdout for the result; warnings still reach stderr.
+  if (json) return {...silentProgress, note: (m: string) => { if (m.startsWith('WARNING')) process.stderr.write(`${m}\n`) }}
   return process.stderr.isTTY ? new TtyProgress() : new LineProgress()
 }

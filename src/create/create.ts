@@ -1,5 +1,5 @@
 import {createHash} from 'node:crypto'
-import {rename, rm, stat} from 'node:fs/promises'
+import {readdir, rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 import type {Readable} from 'node:stream'
 
@@ -444,6 +444,10 @@ const BATCH = 1024 * 1024
  * else is started afresh.
  */
 async function openArchive(output: string, plan: ArchivePlan, prior: JournalState | undefined): Promise<{file: ArchiveFile; reused: PlannedBlob[]}> {
+  // Files a run killed while it moved blobs between layouts left aside (see relayout).
+  const base = `${path.basename(output)}.previous`
+  const aside = (await readdir(path.dirname(output)).catch(() => [] as string[])).filter((n) => n.startsWith(base) && n.endsWith('.partial'))
+  await Promise.all(aside.map((n) => rm(path.join(path.dirname(output), n), {force: true})))
   const oldFiles = prior ? archiveFiles(output, prior.total, prior.partSize).map((f) => `${f}.partial`) : []
   const usable = prior !== undefined && prior.blobs.size > 0 && (await Promise.all(oldFiles.map((f) => stat(f).then((s) => s.isFile(), () => false)))).every(Boolean)
   if (!usable) {

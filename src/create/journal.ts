@@ -1,3 +1,4 @@
+import {readFileSync} from 'node:fs'
 import {appendFile, readFile, rm, stat, writeFile} from 'node:fs/promises'
 
 import {InputError} from '../core/errors.js'
@@ -27,12 +28,18 @@ export function journalPath(outPath: string): string {
   return `${outPath}.partial.journal`
 }
 
-export function pidAlive(pid: number): boolean {
+/** Whether `pid` is still a running airlock (a reused pid of another program does not count). */
+export function airlockRunning(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
+  }
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    return /node|airlock/.test(cmd)
+  } catch {
+    return true // no /proc: trust kill(0)
   }
 }
 
@@ -59,7 +66,7 @@ export async function readJournal(outPath: string): Promise<JournalState | undef
 
 /** Refuse to touch the partial archive of a create that is still running. */
 export function checkNotRunning(outPath: string, j: JournalState | undefined): void {
-  if (j && j.pid !== process.pid && pidAlive(j.pid)) {
+  if (j && j.pid !== process.pid && airlockRunning(j.pid)) {
     throw new InputError('create.busy', `another airlock create (pid ${j.pid}) is writing ${outPath}`)
   }
 }
