@@ -6,6 +6,7 @@
  * failure, on one thread and on several (AIRLOCK_HASH_THREADS), for whole and split archives.
  */
 import assert from 'node:assert/strict'
+import {spawnSync} from 'node:child_process'
 import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -19,7 +20,7 @@ import {readArchive} from '../src/transports/archive/reader.js'
 import {BLOCK, paddingFor} from '../src/transports/archive/tar.js'
 import {archiveArgument} from '../src/verify/early.js'
 import {randomLayer, splitTar, syntheticArchive} from './helpers/archive.js'
-import {runCli} from './helpers/cli.js'
+import {BIN, runCli} from './helpers/cli.js'
 
 let dir: string
 let pub: openpgp.Key
@@ -233,6 +234,14 @@ describe('plain verify on several threads agrees with the sequential reader', {t
     const parts = (await readdir(dir)).filter((n) => /^split\.tar\.\d{3}$/.test(n)).sort()
     r = runCli(['verify', path.join(dir, parts[0]), '--key', pubFile], {env})
     assert.equal(r.code, 0, r.stderr)
+
+    // A pipe is not a file to read at offsets: it is read front to back, as before.
+    const viaPipe = (file: string) => spawnSync('sh', ['-c', 'cat "$1" | "$2" "$3" verify /dev/stdin --key "$4"', 'sh', file, process.execPath, BIN, pubFile], {env, encoding: 'utf8'})
+    const piped = viaPipe(validFile)
+    assert.equal(piped.status, 0, piped.stderr)
+    const pipedBad = viaPipe(badFile)
+    assert.equal(pipedBad.status, 3)
+    assert.equal(pipedBad.stderr.trim(), `error: ${want.error.replace(/^[^:]+: /, '')}`)
   })
 
   it('reads the archive argument of `verify` from the command line as oclif would', () => {

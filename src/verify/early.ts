@@ -1,3 +1,5 @@
+import {statSync} from 'node:fs'
+
 import {HashJobs, hashThreads, PartFiles} from '../transports/archive/hash-pool.js'
 
 /**
@@ -59,6 +61,7 @@ export function startEarly(argv: string[]): void {
     const archive = archiveArgument(argv)
     // Globs and split parts (NAME.000) are resolved by the command itself.
     if (workers <= 0 || archive === undefined || /[*?]/.test(archive) || /\.\d{3}$/.test(archive)) return
+    if (!statSync(archive).isFile()) return // a pipe, a device: read front to back by the command
     const files = PartFiles.open([archive])
     const jobs = HashJobs.speculate(files, 0, workers)
     if (jobs) {

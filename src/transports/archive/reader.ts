@@ -1,4 +1,5 @@
 import {createHash} from 'node:crypto'
+import {statSync} from 'node:fs'
 import {stat} from 'node:fs/promises'
 
 import type * as openpgp from 'openpgp'
@@ -446,8 +447,9 @@ async function verifyBlobsFast(files: PartFiles, start: number, st: BlobState, c
 export async function readArchive(parts: string[], opts: ReadOptions): Promise<VerifyReport & {head: VerifiedHead}> {
   const {sink} = opts
   // Plain verification of a whole archive: positional reads, blobs hashed on every core,
-  // starting while the keys are read and the signature is checked.
-  const direct = !sink && !opts.headOnly
+  // starting while the keys are read and the signature is checked. A pipe or a device is
+  // read front to back instead.
+  const direct = !sink && !opts.headOnly && parts.every(isRegularOrMissing)
   const threads = direct ? hashThreads() : 1
   let files: PartFiles | undefined
   let jobs: HashJobs | undefined
@@ -591,6 +593,15 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
     await jobs?.close()
     await reader.close()
     files?.close()
+  }
+}
+
+/** A regular file, or nothing there (then opening it reports the problem as usual). */
+function isRegularOrMissing(p: string): boolean {
+  try {
+    return statSync(p).isFile()
+  } catch {
+    return true
   }
 }
 
