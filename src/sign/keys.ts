@@ -1,9 +1,10 @@
 import {readdir, readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
 
-import * as openpgp from 'openpgp'
+import type * as openpgp from 'openpgp'
 
 import {InputError} from '../core/errors.js'
+import {pgp} from './pgp.js'
 import {canPrompt, promptSecret} from '../cli/prompt.js'
 
 export interface KeyInfo {
@@ -22,8 +23,9 @@ const MAX_KEY_FILE = 1024 * 1024
 
 /** Ed25519 (v4, gpg-compatible) primary key with a Curve25519 encryption subkey. */
 export async function generateKeyPair(opts: {name: string; email?: string; passphrase?: string; date?: Date}): Promise<GeneratedKeyPair> {
+  const pg = await pgp()
   const userIDs = [{name: opts.name, ...(opts.email ? {email: opts.email} : {})}]
-  const {privateKey, publicKey} = await openpgp.generateKey({
+  const {privateKey, publicKey} = await pg.generateKey({
     type: 'ecc',
     curve: 'curve25519Legacy',
     userIDs,
@@ -31,7 +33,7 @@ export async function generateKeyPair(opts: {name: string; email?: string; passp
     ...(opts.date ? {date: opts.date} : {}),
     format: 'armored',
   })
-  const key = await openpgp.readKey({armoredKey: publicKey})
+  const key = await pg.readKey({armoredKey: publicKey})
   return {...describeKey(key), publicKeyArmored: publicKey, privateKeyArmored: privateKey, encrypted: Boolean(opts.passphrase)}
 }
 
@@ -61,11 +63,12 @@ function isArmored(data: Uint8Array): boolean {
  */
 export async function loadPrivateKey(file: string, passphrase = process.env.AIRLOCK_KEY_PASSPHRASE): Promise<openpgp.PrivateKey> {
   const data = await readKeyFile(file)
+  const pg = await pgp()
   let key: openpgp.PrivateKey
   try {
     key = isArmored(data)
-      ? await openpgp.readPrivateKey({armoredKey: Buffer.from(data).toString('utf8')})
-      : await openpgp.readPrivateKey({binaryKey: data})
+      ? await pg.readPrivateKey({armoredKey: Buffer.from(data).toString('utf8')})
+      : await pg.readPrivateKey({binaryKey: data})
   } catch (error) {
     throw new InputError('key.invalid', `${file} is not an OpenPGP private key (${(error as Error).message})`)
   }
@@ -75,7 +78,7 @@ export async function loadPrivateKey(file: string, passphrase = process.env.AIRL
       throw new InputError('key.locked', `${file} is passphrase-protected: set AIRLOCK_KEY_PASSPHRASE`)
     }
     try {
-      key = await openpgp.decryptKey({privateKey: key, passphrase})
+      key = await pg.decryptKey({privateKey: key, passphrase})
     } catch {
       throw new InputError('key.bad_passphrase', `could not unlock ${file}: wrong passphrase`)
     }
@@ -85,6 +88,8 @@ export async function loadPrivateKey(file: string, passphrase = process.env.AIRL
 
 /** Load trusted public keys from files (armored or binary, possibly several keys each) and directories. */
 export async function loadTrustedKeys(paths: string[]): Promise<openpgp.Key[]> {
+  const loading = pgp()
+  loading.catch(() => {})
   const files: string[] = []
   for (const p of paths) {
     let st
@@ -102,12 +107,13 @@ export async function loadTrustedKeys(paths: string[]): Promise<openpgp.Key[]> {
     }
   }
   const keys: openpgp.Key[] = []
+  const pg = await loading
   for (const file of files) {
     const data = await readKeyFile(file)
     try {
       const read = isArmored(data)
-        ? await openpgp.readKeys({armoredKeys: Buffer.from(data).toString('utf8')})
-        : await openpgp.readKeys({binaryKeys: data})
+        ? await pg.readKeys({armoredKeys: Buffer.from(data).toString('utf8')})
+        : await pg.readKeys({binaryKeys: data})
       // Only the public half is ever used to verify, even if a private key file was given.
       keys.push(...read.map((k) => k.toPublic()))
     } catch (error) {

@@ -1,7 +1,8 @@
-import * as openpgp from 'openpgp'
+import type * as openpgp from 'openpgp'
 
 import {VerifyError} from '../core/errors.js'
 import {describeKey} from './keys.js'
+import {pgp} from './pgp.js'
 
 export const MAX_SIGNATURE_BYTES = 64 * 1024
 
@@ -11,10 +12,11 @@ export const MAX_SIGNATURE_BYTES = 64 * 1024
  * same bytes (a reproducible archive is a requirement of format v1).
  */
 export async function signDetached(data: Uint8Array, key: openpgp.PrivateKey, date: Date): Promise<string> {
-  const message = await openpgp.createMessage({binary: data})
+  const pg = await pgp()
+  const message = await pg.createMessage({binary: data})
   const created = key.getCreationTime()
   const when = date.getTime() < created.getTime() ? created : date
-  return openpgp.sign({
+  return pg.sign({
     message,
     signingKeys: key,
     detached: true,
@@ -40,14 +42,15 @@ export async function verifyDetached(data: Uint8Array, untrustedArmoredSignature
     throw new VerifyError('signature.too_large', `${entry}: signature is larger than 64 KiB`, {entry})
   }
   if (trustedKeys.length === 0) throw new VerifyError('signature.no_keys', 'no trusted key given (use --key)', {entry})
+  const pg = await pgp()
   let signature: openpgp.Signature
   try {
-    signature = await openpgp.readSignature({armoredSignature: untrustedArmoredSignature})
+    signature = await pg.readSignature({armoredSignature: untrustedArmoredSignature})
   } catch (error) {
     throw new VerifyError('signature.malformed', `${entry}: not an OpenPGP signature (${(error as Error).message})`, {entry})
   }
-  const message = await openpgp.createMessage({binary: data})
-  const result = await openpgp.verify({message, signature, verificationKeys: trustedKeys, expectSigned: false})
+  const message = await pg.createMessage({binary: data})
+  const result = await pg.verify({message, signature, verificationKeys: trustedKeys, expectSigned: false})
   if (result.signatures.length === 0) throw new VerifyError('signature.empty', `${entry}: contains no signature`, {entry})
   let signer: SignerInfo | undefined
   for (const sig of result.signatures) {

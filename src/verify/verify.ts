@@ -6,7 +6,17 @@ export type VerifyResult = VerifyReport
 
 /** `airlock verify`: one streaming pass, nothing written anywhere. */
 export async function verifyArchive(opts: {archive: string; keys: string[]; allowUnsigned?: boolean; now?: Date; sink?: ArchiveSink}): Promise<VerifyResult> {
-  const trustedKeys = await loadTrustedKeys(opts.keys)
-  const {head: _head, ...report} = await readArchive(await resolveArchiveParts(opts.archive), {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: opts.sink})
+  // The keys load (openpgp.js with them) while the archive is opened and its blobs start being
+  // hashed; a problem with the keys is still the one reported first.
+  const trustedKeys = loadTrustedKeys(opts.keys)
+  trustedKeys.catch(() => {})
+  let parts: string[]
+  try {
+    parts = await resolveArchiveParts(opts.archive)
+  } catch (error) {
+    await trustedKeys
+    throw error
+  }
+  const {head: _head, ...report} = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: opts.sink})
   return report
 }

@@ -2,6 +2,7 @@ import {open} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 
 import {InputError, VerifyError} from '../../core/errors.js'
+import type {PartFiles} from './hash-pool.js'
 
 export const READ_CHUNK = 1024 * 1024
 
@@ -16,7 +17,22 @@ export class ByteReader {
   private buf: Buffer = Buffer.alloc(0)
   private eof = false
 
+  /** Positional mode: synchronous reads of `files` from `filePos` on, `chunk` bytes at a time. */
+  private files?: PartFiles
+  private filePos = 0
+  private chunk = READ_CHUNK
+
   constructor(private readonly parts: string[]) {}
+
+  /** Read already opened parts from logical offset `start` (plain verify: the head, and what follows the blobs). */
+  static over(files: PartFiles, start: number, chunk: number): ByteReader {
+    const r = new ByteReader(files.paths)
+    r.files = files
+    r.filePos = start
+    r.position = start
+    r.chunk = chunk
+    return r
+  }
 
   static async open(parts: string[]): Promise<ByteReader> {
     const r = new ByteReader(parts)
@@ -65,6 +81,19 @@ export class ByteReader {
   }
 
   private async fill(): Promise<boolean> {
+    if (this.files) {
+      if (this.eof) return false
+      const chunk = Buffer.allocUnsafe(this.chunk)
+      const n = this.files.read(chunk, 0, this.chunk, this.filePos)
+      if (n === 0) {
+        this.eof = true
+        return false
+      }
+      this.filePos += n
+      const got = chunk.subarray(0, n)
+      this.buf = this.buf.length === 0 ? got : Buffer.concat([this.buf, got])
+      return true
+    }
     while (!this.eof) {
       const pending = this.ahead ?? this.startRead()
       this.ahead = undefined
@@ -106,6 +135,10 @@ export class ByteReader {
   }
 
   async close(): Promise<void> {
+    if (this.files) {
+      this.eof = true
+      return // the owner closes the files
+    }
     await this.ahead?.catch(() => undefined)
     this.ahead = undefined
     await this.fh?.close()

@@ -1,4 +1,5 @@
 import {createHash} from 'node:crypto'
+import {statSync} from 'node:fs'
 import {stat} from 'node:fs/promises'
 
 import type * as openpgp from 'openpgp'
@@ -7,8 +8,9 @@ import {InputError, VerifyError} from '../../core/errors.js'
 import {blobPath, DIGEST_RE, ImageIndex, ImageManifest, isIndexMediaType, MAX_MANIFEST_BYTES} from '../../core/model.js'
 import {sha256Hex} from '../../core/digest.js'
 import {SignerInfo, verifyDetached} from '../../sign/signature.js'
+import {takeEarly} from '../../verify/early.js'
 import {ByteReader, READ_CHUNK} from './bytes.js'
-import {HashPool, hashThreads} from './hash-pool.js'
+import {HASH_CHUNK, HashJobs, hashThreads, PartFiles} from './hash-pool.js'
 import {
   AirlockMetadata, BLOB_NAME_RE, buildDockerManifestJson, buildIndexJson, ENTRY, FORMAT_VERSION, ImageRecord, LIMITS,
   OCI_LAYOUT_CONTENT,
@@ -45,7 +47,8 @@ export interface ArchiveSink {
 }
 
 export interface ReadOptions {
-  trustedKeys: openpgp.Key[]
+  /** May still be loading: plain verify starts reading meanwhile, but a key error is reported first. */
+  trustedKeys: openpgp.Key[] | Promise<openpgp.Key[]>
   allowUnsigned?: boolean
   now?: Date
   sink?: ArchiveSink
@@ -66,6 +69,9 @@ export interface VerifyReport {
   blobs: number
   bytes: number
 }
+
+/** Read size for the metadata entries on the plain verify path (the blobs that follow are read elsewhere). */
+const HEAD_CHUNK = 64 * 1024
 
 const CHECKSUM_LINE = /^([a-f0-9]{64}) {2}(.+)$/
 
@@ -189,8 +195,8 @@ function crossCheck(meta: AirlockMetadata, raw: Map<string, Buffer>, sums: Map<s
 }
 
 /** Manifests and indexes among the blobs: what each must reference, to check their content. */
-function manifestExpectations(meta: AirlockMetadata): Map<string, {kind: 'index' | 'manifest'; children: Set<string>}> {
-  const out = new Map<string, {kind: 'index' | 'manifest'; children: Set<string>}>()
+function manifestExpectations(meta: AirlockMetadata): Map<string, ManifestWant> {
+  const out = new Map<string, ManifestWant>()
   for (const img of meta.images) {
     for (const m of img.manifests) out.set(m.digest, {kind: 'manifest', children: new Set([m.config, ...m.layers])})
     if (isIndexMediaType(img.mediaType)) {
@@ -239,31 +245,7 @@ async function* entryChunks(reader: ByteReader, header: TarHeader, hexWanted: st
   if (held) yield held
 }
 
-/**
- * verify without a sink: read one entry on this thread and hash it on a worker, so that the
- * next blobs are read (and hashed on other workers) meanwhile. Returns the pending check.
- */
-async function hashEntryOnPool(pool: HashPool, reader: ByteReader, header: TarHeader, hexWanted: string, entry: string): Promise<{check: Promise<void>}> {
-  const h = pool.begin()
-  let left = header.size
-  while (left > 0) {
-    // eslint-disable-next-line no-await-in-loop
-    const b = await reader.readSome(Math.min(left, READ_CHUNK))
-    if (b.length === 0) fail('archive.truncated', entry, `archive is truncated inside this entry (${left} bytes missing)`)
-    left -= b.length
-    // eslint-disable-next-line no-await-in-loop
-    await h.update(b)
-  }
-  const pad = paddingFor(header.size)
-  if (pad) await reader.readExact(pad, entry)
-  const check = h.digest().then((got) => {
-    if (got !== hexWanted) fail('archive.digest_mismatch', entry, `content does not match its signed sha256 (got ${got})`)
-  })
-  check.catch(() => {})
-  return {check}
-}
-
-/** verify without a sink on one core: hash here, and reuse each whole read buffer once it is hashed. */
+/** verify without a sink, sequentially: hash here, and reuse each whole read buffer once it is hashed. */
 async function hashEntryInline(reader: ByteReader, header: TarHeader, hexWanted: string, entry: string): Promise<void> {
   const h = createHash('sha256')
   let left = header.size
@@ -282,11 +264,179 @@ async function hashEntryInline(reader: ByteReader, header: TarHeader, hexWanted:
   if (got !== hexWanted) fail('archive.digest_mismatch', entry, `content does not match its signed sha256 (got ${got})`)
 }
 
-/** Pending pooled checks, in archive order: the first failure is what a sequential pass would have reported. */
-async function firstHashFailure(checks: Promise<void>[]): Promise<unknown> {
-  const results = await Promise.allSettled(checks)
-  const bad = results.find((r) => r.status === 'rejected')
-  return bad ? (bad as PromiseRejectedResult).reason : undefined
+type ManifestWant = {kind: 'index' | 'manifest'; children: Set<string>}
+
+/** Where the blob entries stand: what has been read and checked so far. */
+interface BlobState {
+  /** Entries read so far (messages name entries by their number). */
+  index: number
+  seen: Set<string>
+  prevHex: string
+}
+
+interface BlobContext {
+  /** hex → signed size, in archive order. */
+  blobs: Map<string, number>
+  manifests: Map<string, ManifestWant>
+  locations: Map<string, EntryLocation>
+  sink?: ArchiveSink
+}
+
+/**
+ * The blob entries from the reader's position on, one after the other, then the end-of-archive
+ * marker and the zero padding after it. With a sink, each verified blob is streamed to it.
+ */
+async function readBlobsSequentially(reader: ByteReader, st: BlobState, ctx: BlobContext): Promise<void> {
+  const {blobs, manifests, locations, sink} = ctx
+  for (;;) {
+    // eslint-disable-next-line no-await-in-loop
+    const block = await reader.readExact(BLOCK, st.index === 0 ? 'archive header' : `header of entry #${st.index + 1}`)
+    if (isZeroBlock(block)) break
+    st.index++
+    const h = parseHeader(block, st.index)
+    const m = BLOB_NAME_RE.exec(h.name)
+    if (!m) fail('archive.unexpected_entry', h.name.slice(0, 200), describeName(h.name))
+    const hex = m[1]
+    if (st.seen.has(hex)) fail('archive.duplicate_entry', h.name, 'appears twice')
+    const size = blobs.get(hex)
+    if (size === undefined) fail('archive.unexpected_entry', h.name, 'is not listed in the signed checksums.sha256')
+    if (hex < st.prevHex) fail('archive.bad_order', h.name, 'blobs are not in sorted order')
+    if (h.size !== size) fail('archive.size_mismatch', h.name, `is ${h.size} bytes, the signed metadata says ${size}`)
+    st.seen.add(hex)
+    locations.set(h.name, {offset: reader.position, size: h.size})
+    st.prevHex = hex
+    const digest = `sha256:${hex}`
+    const want = manifests.get(digest)
+    if (want) {
+      if (h.size > MAX_MANIFEST_BYTES) fail('archive.entry_too_large', h.name, 'manifest is larger than 4 MiB')
+      const chunks: Buffer[] = []
+      // eslint-disable-next-line no-await-in-loop
+      for await (const c of entryChunks(reader, h, hex, h.name)) chunks.push(c)
+      const data = Buffer.concat(chunks)
+      checkManifestContent(digest, data, want)
+      // eslint-disable-next-line no-await-in-loop
+      if (sink?.blob) await sink.blob(digest, size, (async function* () { yield data })())
+    } else if (sink?.blob) {
+      const gen = entryChunks(reader, h, hex, h.name)
+      // eslint-disable-next-line no-await-in-loop
+      await sink.blob(digest, size, gen)
+      // A sink that skipped this blob (e.g. --only, or already on the target): still verify it.
+      // eslint-disable-next-line no-await-in-loop
+      for await (const _ of gen) { /* drain */ }
+    } else {
+      // eslint-disable-next-line no-await-in-loop
+      await hashEntryInline(reader, h, hex, h.name)
+    }
+  }
+  for (const hex of blobs.keys()) {
+    if (!st.seen.has(hex)) fail('archive.missing_entry', `blobs/sha256/${hex}`, 'is listed in the signed checksums.sha256 but missing from the archive')
+  }
+  // After the end-of-archive marker only zero padding may follow.
+  const rest = await reader.readExact(BLOCK, 'end-of-archive marker')
+  if (!isZeroBlock(rest)) fail('archive.bad_trailer', 'end-of-archive marker', 'is not two zero blocks')
+  for (;;) {
+    // eslint-disable-next-line no-await-in-loop
+    const b = await reader.readSome(READ_CHUNK)
+    if (b.length === 0) break
+    if (!isZeroBlock(b)) fail('archive.trailing_data', 'end of archive', `unexpected data after the end-of-archive marker (at byte ${reader.position - b.length})`)
+  }
+}
+
+interface PlannedBlob {
+  hex: string
+  name: string
+  header: number
+  data: number
+  size: number
+  /** Offset just after its zero padding. */
+  end: number
+  manifest?: ManifestWant
+  jobs?: HashJobs
+  job?: number
+}
+
+/**
+ * Plain verify of the blob entries, fast. After the head, the signed metadata fixes the layout
+ * (docs/format.md): per blob, in sorted order, one header, the data, zero padding. The headers
+ * are read and checked here, in order, as the sequential reader checks them; the data of every
+ * blob before the first header that is not exactly the expected one is hashed with positional
+ * reads on all threads (`jobs`: what the speculation started, if anything). Failures are
+ * reported in archive order, as the sequential reader reports them: from the first unexpected
+ * header on (or else from the end-of-archive marker), the sequential reader takes over at the
+ * returned offset. `at.position` follows the last blob checked (for messages about parts).
+ */
+async function verifyBlobsFast(files: PartFiles, start: number, st: BlobState, ctx: BlobContext, jobs: HashJobs | undefined, threads: number, at: {position?: number}): Promise<number> {
+  const plan: PlannedBlob[] = []
+  let off = start
+  for (const [hex, size] of ctx.blobs) {
+    const data = off + BLOCK
+    const end = data + size + paddingFor(size)
+    plan.push({hex, name: `blobs/sha256/${hex}`, header: off, data, size, end, manifest: ctx.manifests.get(`sha256:${hex}`)})
+    off = end
+  }
+  const trailer = off
+  // The headers, up to the first one the sequential reader would see differently.
+  const block = Buffer.allocUnsafe(BLOCK)
+  let good = 0
+  for (const b of plan) {
+    if (b.end > files.total) break
+    if (files.read(block, 0, BLOCK, b.header) !== BLOCK) break
+    let h: TarHeader
+    try {
+      h = parseHeader(block, st.index + good + 1) // a zero block is not a ustar header either
+    } catch {
+      break
+    }
+    if (h.name !== b.name || h.size !== b.size) break
+    if (b.manifest && b.size > MAX_MANIFEST_BYTES) break
+    good++
+  }
+  const prefix = plan.slice(0, good)
+  // Data: the speculation's result where it hashed exactly this range, else hashed now.
+  const needed = new Set<number>()
+  const rest: PlannedBlob[] = []
+  for (const b of prefix) {
+    if (b.manifest) continue // read and hashed below, its content is needed
+    const k = jobs?.find(b.data, b.size)
+    if (k === undefined) {
+      rest.push(b)
+    } else {
+      b.jobs = jobs
+      b.job = k
+      needed.add(k)
+    }
+  }
+  jobs?.skipAllBut(needed)
+  const own = rest.length > 0 ? HashJobs.start(files, rest.map((b) => ({offset: b.data, size: b.size})), jobs ? 0 : threads - 1) : undefined
+  try {
+    for (const b of rest) {
+      b.jobs = own
+      b.job = own!.find(b.data, b.size)
+    }
+    await Promise.all([jobs?.finish(), own?.finish()])
+    for (const b of prefix) {
+      let got: string | undefined
+      let content: Buffer | undefined
+      if (b.manifest) {
+        content = Buffer.allocUnsafe(b.size)
+        got = files.read(content, 0, b.size, b.data) === b.size ? sha256Hex(content) : undefined
+      } else {
+        got = b.jobs!.digest(b.job!)
+      }
+      // Could not be read whole after all (the file shrank?): the sequential reader says what is wrong.
+      if (got === undefined) return b.header
+      st.index++
+      st.seen.add(b.hex)
+      st.prevHex = b.hex
+      ctx.locations.set(b.name, {offset: b.data, size: b.size})
+      at.position = b.end
+      if (got !== b.hex) fail('archive.digest_mismatch', b.name, `content does not match its signed sha256 (got ${got})`)
+      if (content) checkManifestContent(`sha256:${b.hex}`, content, b.manifest!)
+    }
+  } finally {
+    await own?.close()
+  }
+  return good === plan.length ? trailer : plan[good].header
 }
 
 /**
@@ -295,11 +445,40 @@ async function firstHashFailure(checks: Promise<void>[]): Promise<unknown> {
  * the sink is aborted before the error propagates.
  */
 export async function readArchive(parts: string[], opts: ReadOptions): Promise<VerifyReport & {head: VerifiedHead}> {
-  const reader = await ByteReader.open(parts)
-  let pool: HashPool | undefined
-  const pooled: Promise<void>[] = []
-  const partSizes = parts.length > 1 ? await Promise.all(parts.map(async (p) => (await stat(p)).size)) : []
   const {sink} = opts
+  // Plain verification of a whole archive: positional reads, blobs hashed on every core,
+  // starting while the keys are read and the signature is checked. A pipe or a device is
+  // read front to back instead.
+  const direct = !sink && !opts.headOnly && parts.every(isRegularOrMissing)
+  const threads = direct ? hashThreads() : 1
+  let files: PartFiles | undefined
+  let jobs: HashJobs | undefined
+  let openError: unknown
+  if (direct) {
+    const early = takeEarly(parts)
+    if (early) {
+      ({files, jobs} = early)
+    } else {
+      try {
+        files = PartFiles.open(parts)
+        jobs = HashJobs.speculate(files, 0, threads - 1)
+      } catch (error) {
+        openError = error
+      }
+    }
+  }
+  let trustedKeys: openpgp.Key[]
+  try {
+    trustedKeys = await opts.trustedKeys
+    if (openError) throw openError
+  } catch (error) {
+    await jobs?.close()
+    files?.close()
+    throw error
+  }
+  let reader = files ? ByteReader.over(files, 0, HEAD_CHUNK) : await ByteReader.open(parts)
+  const at: {position?: number} = {}
+  const partSizes = files ? files.sizes : parts.length > 1 ? await Promise.all(parts.map(async (p) => (await stat(p)).size)) : []
   let began = false
   try {
     let index = 0
@@ -338,10 +517,10 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
 
     let signer: SignerInfo | undefined
     if (sigBytes) {
-      if (opts.trustedKeys.length === 0) {
+      if (trustedKeys.length === 0) {
         if (!opts.allowUnsigned) throw new InputError('signature.no_keys', 'no trusted key given: pass --key PUB.asc (or --allow-unsigned to skip the signature check)')
       } else {
-        signer = await verifyDetached(sumsBytes, sigBytes.toString('utf8'), opts.trustedKeys)
+        signer = await verifyDetached(sumsBytes, sigBytes.toString('utf8'), trustedKeys)
       }
     } else if (!opts.allowUnsigned) {
       fail('signature.missing', ENTRY.SIGNATURE, 'archive is unsigned (pass --allow-unsigned to accept it)')
@@ -393,77 +572,36 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
     began = true
     await sink?.begin?.(head)
 
-    const threads = sink ? 0 : hashThreads()
-    if (threads > 0) pool = new HashPool(threads, (buf) => reader.recycle(buf))
-    let prevHex = ''
-    const seen = new Set<string>()
-    for (;;) {
-      // eslint-disable-next-line no-await-in-loop
-      const h = await nextHeader()
-      if (!h) break
-      const m = BLOB_NAME_RE.exec(h.name)
-      if (!m) fail('archive.unexpected_entry', h.name.slice(0, 200), describeName(h.name))
-      const hex = m[1]
-      if (seen.has(hex)) fail('archive.duplicate_entry', h.name, 'appears twice')
-      const size = blobs.get(hex)
-      if (size === undefined) fail('archive.unexpected_entry', h.name, 'is not listed in the signed checksums.sha256')
-      if (hex < prevHex) fail('archive.bad_order', h.name, 'blobs are not in sorted order')
-      if (h.size !== size) fail('archive.size_mismatch', h.name, `is ${h.size} bytes, the signed metadata says ${size}`)
-      seen.add(hex)
-      locations.set(h.name, {offset: reader.position, size: h.size})
-      prevHex = hex
-      const digest = `sha256:${hex}`
-      const want = manifests.get(digest)
-      if (want) {
-        if (h.size > MAX_MANIFEST_BYTES) fail('archive.entry_too_large', h.name, 'manifest is larger than 4 MiB')
-        const chunks: Buffer[] = []
-        // eslint-disable-next-line no-await-in-loop
-        for await (const c of entryChunks(reader, h, hex, h.name)) chunks.push(c)
-        const data = Buffer.concat(chunks)
-        checkManifestContent(digest, data, want)
-        // eslint-disable-next-line no-await-in-loop
-        if (sink?.blob) await sink.blob(digest, size, (async function* () { yield data })())
-      } else if (sink?.blob) {
-        const gen = entryChunks(reader, h, hex, h.name)
-        // eslint-disable-next-line no-await-in-loop
-        await sink.blob(digest, size, gen)
-        // A sink that skipped this blob (e.g. --only, or already on the target): still verify it.
-        // eslint-disable-next-line no-await-in-loop
-        for await (const _ of gen) { /* drain */ }
-      } else if (pool) {
-        // eslint-disable-next-line no-await-in-loop
-        const {check} = await hashEntryOnPool(pool, reader, h, hex, h.name)
-        pooled.push(check)
-      } else {
-        // eslint-disable-next-line no-await-in-loop
-        await hashEntryInline(reader, h, hex, h.name)
-      }
+    const st: BlobState = {index, seen: new Set(), prevHex: ''}
+    const ctx: BlobContext = {blobs, manifests, locations, sink}
+    if (files) {
+      const resume = await verifyBlobsFast(files, reader.position, st, ctx, jobs, threads, at)
+      await jobs?.close()
+      jobs = undefined
+      reader = ByteReader.over(files, resume, HASH_CHUNK)
+      at.position = undefined
     }
-    const hashFailure = await firstHashFailure(pooled)
-    if (hashFailure) throw hashFailure
-    for (const hex of blobs.keys()) {
-      if (!seen.has(hex)) fail('archive.missing_entry', `blobs/sha256/${hex}`, 'is listed in the signed checksums.sha256 but missing from the archive')
-    }
-    // After the end-of-archive marker only zero padding may follow.
-    const rest = await reader.readExact(BLOCK, 'end-of-archive marker')
-    if (!isZeroBlock(rest)) fail('archive.bad_trailer', 'end-of-archive marker', 'is not two zero blocks')
-    for (;;) {
-      // eslint-disable-next-line no-await-in-loop
-      const b = await reader.readSome(READ_CHUNK)
-      if (b.length === 0) break
-      if (!isZeroBlock(b)) fail('archive.trailing_data', 'end of archive', `unexpected data after the end-of-archive marker (at byte ${reader.position - b.length})`)
-    }
+    await readBlobsSequentially(reader, st, ctx)
+    index = st.index
     await sink?.commit?.(head)
-    return {ok: true, archive: parts[0], ...summary(metadata, signer, sigBytes !== undefined), entries: index, blobs: seen.size, bytes: reader.position, head}
-  } catch (error_) {
-    // A blob hashed on a worker that failed came earlier in the archive than this error.
-    const error = (pooled.length > 0 ? await firstHashFailure(pooled) : undefined) ?? error_
+    return {ok: true, archive: parts[0], ...summary(metadata, signer, sigBytes !== undefined), entries: index, blobs: st.seen.size, bytes: reader.position, head}
+  } catch (error) {
     if (began || sink) await sink?.abort?.(error).catch(() => {})
-    if (parts.length > 1 && error instanceof VerifyError) error.message += locatePart(parts, partSizes, reader.position)
+    if (parts.length > 1 && error instanceof VerifyError) error.message += locatePart(parts, partSizes, at.position ?? reader.position)
     throw error
   } finally {
-    await pool?.close()
+    await jobs?.close()
     await reader.close()
+    files?.close()
+  }
+}
+
+/** A regular file, or nothing there (then opening it reports the problem as usual). */
+function isRegularOrMissing(p: string): boolean {
+  try {
+    return statSync(p).isFile()
+  } catch {
+    return true
   }
 }
 
