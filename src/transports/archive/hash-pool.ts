@@ -182,8 +182,8 @@ export class HashJobs {
   }
 
   /**
-   * Hash `ranges` (largest first) on `workers` worker threads, starting now; the main thread
-   * joins in with runHere(). With no workers nothing runs before runHere().
+   * Hash `ranges` (largest first) on `workers` worker threads, starting now; this thread joins
+   * in with finish(). With no workers nothing is hashed before finish().
    */
   static start(files: PartFiles, ranges: Range[], workers: number): HashJobs {
     const sorted = [...ranges].sort((a, b) => b.size - a.size || a.offset - b.offset)
