@@ -123,7 +123,7 @@ describe('plain verify on several threads agrees with the sequential reader', {t
     pubFile = path.join(dir, 'pub.asc')
     await writeFile(pubFile, kp.publicKeyArmored)
     const key = await openpgp.readPrivateKey({armoredKey: kp.privateKeyArmored})
-    // Layers bigger than one read (256 KiB) and than several, a small one, an empty one.
+    // Layers bigger than one read (128 KiB) and than several, a small one, an empty one.
     const images = [
       {name: 'parallel.test/a:1', layers: [randomLayer(1_300_000), randomLayer(700), Buffer.alloc(0)]},
       {name: 'parallel.test/b:1', layers: [randomLayer(600_000), randomLayer(262_144), randomLayer(3000)]},

@@ -16,8 +16,12 @@ import {BLOCK, paddingFor, parseHeader} from './tar.js'
  * only for a range that the verified metadata puts exactly there.
  */
 
-/** Bytes per read: small enough that what was just read is still in the core's cache when it is hashed. */
-export const HASH_CHUNK = 256 * 1024
+/**
+ * Bytes per read: what was just read is still in the core's cache when it is hashed. Measured
+ * on a 2-core EPYC (1 MiB L2), page cache warm: read + sha256 of 1.26 GB took 0.85 s of CPU in
+ * 64–128 KiB reads, 0.92–0.95 s in 160 KiB–1 MiB reads.
+ */
+export const HASH_CHUNK = 128 * 1024
 
 /** Hashing threads, the main one included: AIRLOCK_HASH_THREADS, else the cores this process may use (at most 8). */
 export function hashThreads(env: NodeJS.ProcessEnv = process.env): number {
@@ -178,8 +182,8 @@ export class HashJobs {
   }
 
   /**
-   * Hash `ranges` (largest first) on `workers` worker threads, starting now; the main thread
-   * joins in with runHere(). With no workers nothing runs before runHere().
+   * Hash `ranges` (largest first) on `workers` worker threads, starting now; this thread joins
+   * in with finish(). With no workers nothing is hashed before finish().
    */
   static start(files: PartFiles, ranges: Range[], workers: number): HashJobs {
     const sorted = [...ranges].sort((a, b) => b.size - a.size || a.offset - b.offset)
