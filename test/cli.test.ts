@@ -58,6 +58,22 @@ describe('CLI shell', () => {
     const t = run(['install', 'x.tar', '--to', 'floppy', '--allow-unsigned'])
     assert.equal(t.code, 2)
     assert.match(t.stderr, /unknown target "floppy"/)
+    // --json: a short typed error, not oclif's dump of its parser state
+    const j = run(['verify', 'x.tar', '--no-such-flag', '--json'])
+    assert.equal(j.code, 2)
+    assert.ok(j.stdout.length < 2000, `--json usage error is ${j.stdout.length} bytes`)
+    const e = JSON.parse(j.stdout) as {error: {code: string; message: string}}
+    assert.equal(e.error.code, 'cli.usage')
+    assert.match(e.error.message, /Nonexistent flag: --no-such-flag/)
+  })
+
+  it('--key before the archive takes one value per --key (the archive stays the argument)', () => {
+    const r = run(['verify', '--key', '/nonexistent/key.asc', '/nonexistent/archive.tar', '--json'])
+    assert.equal(r.code, 2)
+    assert.equal((JSON.parse(r.stdout) as {error: {code: string}}).error.code, 'key.not_found')
+    const two = run(['verify', '-k', '/nonexistent/a.asc', '-k', '/nonexistent/b.asc', '/nonexistent/archive.tar'])
+    assert.equal(two.code, 2)
+    assert.match(two.stderr, /trusted key not found: \/nonexistent\/a\.asc/)
   })
 
   it('key generate → JSON result, files written, refuses to overwrite', async () => {

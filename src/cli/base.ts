@@ -24,6 +24,12 @@ export abstract class AirlockCommand extends Command {
     }
     // oclif's own parse errors (unknown flag, missing arg) are user errors: exit 2.
     if (err.oclif?.exit === 2 || (err as {name?: string}).name === 'CLIError' && err.oclif?.exit === undefined) {
+      if (this.jsonEnabled()) {
+        // Not oclif's dump of the whole parser state: the message, and exit 2.
+        const [message, ...rest] = err.message.split('\n').filter((l) => l && !/^See more help with/.test(l))
+        this.logJson({error: {code: 'cli.usage', message, details: rest}})
+        this.exit(EXIT.INVALID_INPUT)
+      }
       if (!err.oclif) err.oclif = {}
       err.oclif.exit = EXIT.INVALID_INPUT
     }

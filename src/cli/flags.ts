@@ -9,6 +9,8 @@ export const trustedKeysFlag = Flags.string({
   char: 'k',
   description: 'trusted public key file or directory of keys (repeatable); a key inside the archive is never trusted',
   multiple: true,
+  // `--key A --key B ARCHIVE` and `--key A ARCHIVE`: one value per --key, so the archive stays an argument.
+  multipleNonGreedy: true,
   env: 'AIRLOCK_TRUSTED_KEYS',
   delimiter: ',',
 })
