@@ -92,7 +92,7 @@ function tamperings(buf: Buffer): [string, Buffer][] {
     add(`${tag}: dropped`, (b) => Buffer.concat([b.subarray(0, e.off), b.subarray(e.end)]))
     add(`${tag}: twice`, (b) => Buffer.concat([b.subarray(0, e.end), b.subarray(e.off, e.end), b.subarray(e.end)]))
     add(`${tag}: replaced by a zero block`, (b) => Buffer.concat([b.subarray(0, e.off), Buffer.alloc(BLOCK), b.subarray(e.end)]))
-    if (e.end > e.off + BLOCK + e.size) add(`${tag}: padding byte set (not checked, as when streaming)`, (b) => { b[e.end - 1] = 7; return b })
+    if (e.end > e.off + BLOCK + e.size) add(`${tag}: padding byte set`, (b) => { b[e.end - 1] = 7; return b })
     for (const at of [e.off + 100, e.off + BLOCK, e.off + BLOCK + Math.floor(e.size / 2), e.end - 1]) {
       add(`${tag}: truncated at ${at - e.off} into the entry`, (b) => b.subarray(0, at))
     }
@@ -111,6 +111,8 @@ function tamperings(buf: Buffer): [string, Buffer][] {
   add('no end-of-archive marker', (b) => b.subarray(0, last.end))
   add('half an end-of-archive marker', (b) => b.subarray(0, last.end + BLOCK))
   add('an extra entry after the last blob', (b) => Buffer.concat([b.subarray(0, last.end), b.subarray(blobs[0].off, blobs[0].end), b.subarray(last.end)]))
+  const idx = all.find((e) => e.name === 'index.json')!
+  if (idx.end > idx.off + BLOCK + idx.size) add('a head entry\'s padding byte set', (b) => { b[idx.end - 1] = 9; return b })
   add('a signed head entry flipped', (b) => { b[all.find((e) => e.name === 'index.json')!.off + BLOCK + 3] ^= 1; return b })
   return out
 }
@@ -160,6 +162,18 @@ describe('plain verify on several threads agrees with the sequential reader', {t
     }
     assert.deepEqual(problems, [])
     assert.ok(refused > cases.length - 20, `only ${refused} of ${cases.length} refused`)
+  })
+
+  it('non-zero padding after an entry is refused, naming the entry, on every path', async () => {
+    const file = path.join(dir, 'pad.tar')
+    const blob = entries(valid).find((e) => e.name.startsWith('blobs/') && e.end > e.off + BLOCK + e.size)!
+    const bytes = Buffer.from(valid)
+    bytes[blob.end - 1] = 0x5a
+    await writeFile(file, bytes)
+    for (const mode of ['sequential', 1, 3] as const) {
+      const got = await outcome([file], mode)
+      assert.ok('error' in got && got.error.startsWith(`archive.bad_padding: ${blob.name}:`), `${mode}: ${JSON.stringify(got)}`)
+    }
   })
 
   it('a split archive: the same verdicts across parts (valid, a byte flipped in the last part, a part cut short)', async () => {

@@ -239,7 +239,7 @@ async function* entryChunks(reader: ByteReader, header: TarHeader, hexWanted: st
     held = b
   }
   const pad = paddingFor(header.size)
-  if (pad) await reader.readExact(pad, entry)
+  if (pad) await readPadding(reader, pad, entry)
   const got = h.digest('hex')
   if (got !== hexWanted) fail('archive.digest_mismatch', entry, `content does not match its signed sha256 (got ${got})`)
   if (held) yield held
@@ -259,7 +259,7 @@ async function hashEntryInline(reader: ByteReader, header: TarHeader, hexWanted:
     if (b.byteOffset === 0 && b.length === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) reader.recycle(b.buffer)
   }
   const pad = paddingFor(header.size)
-  if (pad) await reader.readExact(pad, entry)
+  if (pad) await readPadding(reader, pad, entry)
   const got = h.digest('hex')
   if (got !== hexWanted) fail('archive.digest_mismatch', entry, `content does not match its signed sha256 (got ${got})`)
 }
@@ -342,6 +342,12 @@ async function readBlobsSequentially(reader: ByteReader, st: BlobState, ctx: Blo
   }
 }
 
+/** The zero bytes after an entry's data, up to the next 512-byte boundary: anything else is refused. */
+async function readPadding(reader: ByteReader, pad: number, entry: string): Promise<void> {
+  const bytes = await reader.readExact(pad, entry)
+  if (!isZeroBlock(bytes)) fail('archive.bad_padding', entry, 'the padding after its data is not all zero bytes')
+}
+
 interface PlannedBlob {
   hex: string
   name: string
@@ -389,6 +395,9 @@ async function verifyBlobsFast(files: PartFiles, start: number, st: BlobState, c
     }
     if (h.name !== b.name || h.size !== b.size) break
     if (b.manifest && b.size > MAX_MANIFEST_BYTES) break
+    // Non-zero padding: the sequential reader names it (it re-reads this one blob to get there).
+    const pad = b.end - b.data - b.size
+    if (pad > 0 && (files.read(block, 0, pad, b.data + b.size) !== pad || !isZeroBlock(block.subarray(0, pad)))) break
     good++
   }
   const prefix = plan.slice(0, good)
@@ -505,7 +514,7 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
       locations.set(expectName, {offset: reader.position, size: h.size})
       const data = await reader.readExact(h.size, expectName)
       const pad = paddingFor(h.size)
-      if (pad) await reader.readExact(pad, expectName)
+      if (pad) await readPadding(reader, pad, expectName)
       return data
     }
     let pendingHeader: TarHeader | undefined
@@ -556,7 +565,7 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
         locations.set(name, {offset: reader.position, size: h.size})
         data = await reader.readExact(h.size, name)
         const pad = paddingFor(h.size)
-        if (pad) await reader.readExact(pad, name)
+        if (pad) await readPadding(reader, pad, name)
       } else {
         // eslint-disable-next-line no-await-in-loop
         data = (await readSmall(name))!
