@@ -157,6 +157,26 @@ describe('interrupted runs (kill -9)', {timeout: 300_000}, () => {
     console.log(`  no-cache rerun after kill mid-pull: pulled ${j.bytesPulled} B, resumed ${j.bytesResumed} B`)
   })
 
+  it('without a cache, split into many parts: a killed run resumes across its parts', async () => {
+    const bigRe = /\/interrupt\/big\/blobs\//
+    src.rules = [(r) => (bigRe.test(r.path) && r.method === 'GET' ? {kind: 'stall', afterBytes: 6 * 1024 * 1024} : undefined)]
+    const journal = path.join(dir, 'sp.tar.partial.journal')
+    // 1 MiB parts: ~30 files, more than airlock keeps open at once
+    const c = start(['create', '--unsigned', '-o', 'sp.tar', '--split', '1M'], {}, true)
+    await until(async () => src.log.some((l) => l.fault === 'stall') && existsSync(journal) && (await readFile(journal, 'utf8')).split('\n').length >= 4)
+    c.kill('SIGKILL')
+    await c.out
+    assert.ok((await readdir(dir)).some((n) => /^sp\.tar\.\d{3}\.partial$/.test(n)))
+    src.rules = []
+    const res = await start(['create', '--unsigned', '-o', 'sp.tar', '--split', '1M', '--json'], {}, true).out
+    assert.equal(res.status, 0, res.stderr)
+    const j = JSON.parse(res.stdout)
+    assert.ok(j.bytesResumed > 1_000_000, `bytesResumed ${j.bytesResumed}`)
+    assert.ok(j.files.length > 16, `${j.files.length} parts`)
+    assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('sp.tar') && n.endsWith('.partial')), [])
+    await readArchive(j.files, {trustedKeys: [], allowUnsigned: true})
+  })
+
   it('without a cache: a rerun with another layout (one more image) moves the finished blobs over; a running create is not disturbed', async () => {
     const bigRe = /\/interrupt\/big\/blobs\//
     src.rules = [(r) => (bigRe.test(r.path) && r.method === 'GET' ? {kind: 'stall', afterBytes: 4 * 1024 * 1024} : undefined)]

@@ -57,7 +57,7 @@ export async function readJournal(outPath: string): Promise<JournalState | undef
       if (!m || !DIGEST_RE.test(m[1])) continue // a line cut short by the kill
       blobs.set(m[1], {size: Number(m[2]), offset: Number(m[3])})
     }
-    const partSize = Number(head[4])
+    const partSize = Number(head[3])
     return {pid: Number(head[1]), total: Number(head[2]), ...(partSize > 0 ? {partSize} : {}), blobs}
   } catch {
     return undefined
