@@ -28,26 +28,17 @@ const BOOLEAN_FLAGS = new Set(['--allow-unsigned', '--json'])
 
 /**
  * The archive argument of `verify ARGV…`, when it can be told without the parser. --key takes
- * several values (every word after it up to the next flag): such a word is a key, not the archive.
+ * one value per flag (`--key A --key B ARCHIVE`), as the command declares it.
  */
 export function archiveArgument(argv: string[]): string | undefined {
   let archive: string | undefined
-  let afterKey = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--') return archive === undefined && argv.length === i + 2 ? argv[i + 1] : undefined
     if (a.startsWith('-')) {
-      if (VALUE_FLAGS.has(a)) {
-        i++
-        afterKey = true
-      } else if (VALUE_FLAGS.has(a.split('=')[0]) || /^-k./.test(a)) {
-        afterKey = true
-      } else if (BOOLEAN_FLAGS.has(a)) {
-        afterKey = false
-      } else {
-        return undefined // --help, an unknown flag: leave it all to the CLI
-      }
-    } else if (!afterKey) {
+      if (VALUE_FLAGS.has(a)) i++
+      else if (!(VALUE_FLAGS.has(a.split('=')[0]) || /^-k./.test(a) || BOOLEAN_FLAGS.has(a))) return undefined // --help, an unknown flag: leave it all to the CLI
+    } else {
       if (archive !== undefined) return undefined
       archive = a
     }
