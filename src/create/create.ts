@@ -496,20 +496,12 @@ async function relayout(output: string, old: ArchiveFile, blobs: PlannedBlob[], 
     await writeLayout(file, plan)
     const want = new Map(plan.blobs.map((b) => [b.digest, b]))
     const reused: PlannedBlob[] = []
-    const buf = Buffer.allocUnsafe(BATCH)
     for (const b of blobs) {
       const to = want.get(b.digest)
       if (!to || to.size !== b.size || b.dataOffset + b.size > old.total) continue
-      const h = createHash('sha256')
-      for (let at = 0; at < b.size; at += BATCH) {
-        const c = buf.subarray(0, Math.min(BATCH, b.size - at))
-        // eslint-disable-next-line no-await-in-loop
-        await src.read(c, b.dataOffset + at)
-        h.update(c)
-        // eslint-disable-next-line no-await-in-loop
-        await file.write([c], to.dataOffset + at)
-      }
-      if (`sha256:${h.digest('hex')}` === b.digest) reused.push(to)
+      const dst = file
+      // eslint-disable-next-line no-await-in-loop
+      if ((await hashAt(src, b.dataOffset, b.size, (c, at) => dst.write([c], to.dataOffset + at))) === b.digest) reused.push(to)
     }
     return {file, reused}
   } catch (error) {
@@ -520,8 +512,8 @@ async function relayout(output: string, old: ArchiveFile, blobs: PlannedBlob[], 
   }
 }
 
-/** sha256 of `size` bytes at `offset` of the partial archive. */
-async function hashAt(file: ArchiveFile, offset: number, size: number): Promise<string> {
+/** sha256 of `size` bytes at `offset` of a partial archive, handing each piece read (and its offset in the range) to `each`. */
+async function hashAt(file: ArchiveFile, offset: number, size: number, each?: (chunk: Buffer, at: number) => Promise<void>): Promise<string> {
   const h = createHash('sha256')
   const buf = Buffer.allocUnsafe(Math.min(BATCH, Math.max(size, 1)))
   for (let at = 0; at < size; at += BATCH) {
@@ -529,6 +521,8 @@ async function hashAt(file: ArchiveFile, offset: number, size: number): Promise<
     // eslint-disable-next-line no-await-in-loop
     await file.read(c, offset + at)
     h.update(c)
+    // eslint-disable-next-line no-await-in-loop
+    await each?.(c, at)
   }
   return `sha256:${h.digest('hex')}`
 }
