@@ -67,13 +67,16 @@ describe('CLI shell', () => {
     assert.match(e.error.message, /Nonexistent flag: --no-such-flag/)
   })
 
-  it('--key before the archive takes one value per --key (the archive stays the argument)', () => {
+  it('--key before the archive takes one value per --key (the archive stays the argument), for verify and inspect', () => {
     const r = run(['verify', '--key', '/nonexistent/key.asc', '/nonexistent/archive.tar', '--json'])
     assert.equal(r.code, 2)
     assert.equal((JSON.parse(r.stdout) as {error: {code: string}}).error.code, 'key.not_found')
     const two = run(['verify', '-k', '/nonexistent/a.asc', '-k', '/nonexistent/b.asc', '/nonexistent/archive.tar'])
     assert.equal(two.code, 2)
     assert.match(two.stderr, /trusted key not found: \/nonexistent\/a\.asc/)
+    const inspect = run(['inspect', '--key', '/nonexistent/key.asc', '/nonexistent/archive.tar', '--json'])
+    assert.equal(inspect.code, 2)
+    assert.notEqual((JSON.parse(inspect.stdout) as {error: {code: string}}).error.code, 'cli.usage')
   })
 
   it('key generate → JSON result, files written, refuses to overwrite', async () => {

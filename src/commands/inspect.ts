@@ -1,6 +1,5 @@
-import {Args, Flags} from '@oclif/core'
-
 import {AirlockCommand} from '../cli/base.js'
+import {archiveArg, keysFlag} from '../cli/flags.js'
 import {formatBytes} from '../cli/progress.js'
 import {inspectArchive, InspectResult} from '../verify/inspect.js'
 
@@ -14,11 +13,11 @@ export default class Inspect extends AirlockCommand {
   ]
 
   static override args = {
-    archive: Args.string({description: 'archive to inspect (a split archive: its first part, or a glob of its parts)', required: true}),
+    archive: archiveArg('inspect'),
   }
 
   static override flags = {
-    key: Flags.string({char: 'k', description: 'trusted public key file or directory, to verify the signer', multiple: true}),
+    key: keysFlag('trusted public key file or directory, to verify the signer'),
   }
 
   async run(): Promise<InspectResult> {
