@@ -26,12 +26,8 @@ import {BLOCK, encodeHeader, paddingFor} from './tar.js'
 export interface BlobFile {
   digest: string
   size: number
-  /** A file holding the blob (the content-addressed cache). Re-hashed while it is copied. */
+  /** A file holding the blob (e.g. the blob cache). Re-hashed while it is copied. */
   path: string
-  /** Its content was checked against the digest by this process: only the size is re-checked. */
-  verified?: boolean
-  /** Settles when the file is complete (a download still under way); a rejection aborts the write. */
-  ready?: Promise<unknown>
 }
 
 export interface WriteResult {
@@ -357,12 +353,12 @@ export async function writeLayout(file: ArchiveFile, plan: ArchivePlan): Promise
 }
 
 /**
- * Copy a blob from a file into its place, hashing it unless `verified`. A file whose bytes do
- * not match is removed (a bad cache entry) and reported.
+ * Copy a blob from a file into its place, hashing it on the way. A file whose bytes do not
+ * match is removed (a bad cache entry) and reported.
  */
-export async function copyBlobFile(file: ArchiveFile, b: PlannedBlob, src: string, verified = false): Promise<void> {
+export async function copyBlobFile(file: ArchiveFile, b: PlannedBlob, src: string): Promise<void> {
   const fh = await open(src, 'r')
-  const h = verified ? undefined : createHash('sha256')
+  const h = createHash('sha256')
   let n = 0
   try {
     const buf = Buffer.allocUnsafe(CHUNK)
@@ -375,7 +371,7 @@ export async function copyBlobFile(file: ArchiveFile, b: PlannedBlob, src: strin
         break
       }
       const c = buf.subarray(0, bytesRead)
-      h?.update(c)
+      h.update(c)
       // eslint-disable-next-line no-await-in-loop
       await file.write([c], b.dataOffset + n)
       n += bytesRead
@@ -383,7 +379,7 @@ export async function copyBlobFile(file: ArchiveFile, b: PlannedBlob, src: strin
   } finally {
     await fh.close()
   }
-  const got = h ? `sha256:${h.digest('hex')}` : b.digest
+  const got = `sha256:${h.digest('hex')}`
   if (got !== b.digest || n !== b.size) {
     await unlink(src).catch(() => {})
     throw new AirlockError('cache.corrupt', `cached blob ${b.digest} is corrupt (got ${n} bytes, ${got}); it was removed from the cache, run again`)
@@ -410,11 +406,8 @@ export async function writeArchive(outPath: string, opts: {
     file = await ArchiveFile.create(outPath, plan.total, plan.partSize)
     await writeLayout(file, plan)
     for (const b of plan.blobs) {
-      const src = byDigest.get(b.digest)!
       // eslint-disable-next-line no-await-in-loop
-      if (src.ready) await src.ready
-      // eslint-disable-next-line no-await-in-loop
-      await copyBlobFile(file, b, src.path, src.verified)
+      await copyBlobFile(file, b, byDigest.get(b.digest)!.path)
     }
     const files = await file.commit()
     ok = true
