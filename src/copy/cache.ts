@@ -11,6 +11,7 @@ import {AirlockError} from '../core/errors.js'
 import {sha256Digest} from '../core/digest.js'
 import {fsError} from '../core/fs-errors.js'
 import {hexOf} from '../core/model.js'
+import {airlockRunning} from '../core/process.js'
 
 export function defaultCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache')
@@ -54,7 +55,7 @@ export class BlobCache {
     let removed = 0
     for (const name of names) {
       const pid = Number(/^[a-f0-9]{64}\.(\d+)\.[a-f0-9]+$/.exec(name)?.[1] ?? Number.NaN)
-      let stale = !Number.isSafeInteger(pid) || !pidAlive(pid)
+      let stale = !Number.isSafeInteger(pid) || !airlockRunning(pid)
       if (!stale) {
         // eslint-disable-next-line no-await-in-loop
         const st = await stat(path.join(dir, name)).catch(() => undefined)
@@ -167,14 +168,5 @@ export class BlobCache {
       await rm(tmp, {force: true})
       throw fsError(error, `blob cache ${this.dir}`)
     }
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

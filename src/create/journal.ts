@@ -1,7 +1,7 @@
-import {readFileSync} from 'node:fs'
 import {appendFile, readFile, rm, stat, writeFile} from 'node:fs/promises'
 
 import {InputError} from '../core/errors.js'
+import {airlockRunning} from '../core/process.js'
 import {DIGEST_RE} from '../core/model.js'
 
 /**
@@ -26,21 +26,6 @@ const LINE_RE = /^(sha256:[a-f0-9]{64}) (\d+) (\d+)$/
 
 export function journalPath(outPath: string): string {
   return `${outPath}.partial.journal`
-}
-
-/** Whether `pid` is still a running airlock (a reused pid of another program does not count). */
-export function airlockRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
-  }
-  try {
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-    return /node|airlock/.test(cmd)
-  } catch {
-    return true // no /proc: trust kill(0)
-  }
 }
 
 /** The journal an interrupted run left beside `outPath`, if any (undefined when unreadable). */
