@@ -10,6 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
+import {Journal} from '../src/create/journal.js'
 import {Testbed, testbed} from './helpers/testbed.js'
 import {runCli} from './helpers/cli.js'
 
@@ -64,6 +65,15 @@ describe('disk full / read-only output', {timeout: 180_000}, () => {
     assert.equal(h.code, 1)
     assert.match(h.stderr, /^error: cannot write archive .*no space left/m)
     assert.doesNotMatch(h.stderr, /\n\s+at /)
+  })
+
+  it('the resume journal is not left behind when even its first line does not fit', async (t) => {
+    if (!canMount) return t.skip('cannot mount a tmpfs here (not root?)')
+    const full = await tmpfs('full', 'size=64k')
+    // fill the file system to the last byte (a new, empty file can still be created)
+    await writeFile(path.join(full, 'filler'), Buffer.alloc(64 * 1024)).catch(() => {})
+    await assert.rejects(Journal.start(path.join(full, 'out.tar'), 1_000_000), (e: NodeJS.ErrnoException) => e.code === 'ENOSPC')
+    assert.deepEqual(await listAll(full), ['filler'])
   })
 
   it('a full blob cache: clear error, no temp file left, no corrupt entry', async (t) => {

@@ -64,7 +64,12 @@ export class Journal {
   /** Start a journal for a new layout (replacing any old one). */
   static async start(outPath: string, total: number, partSize?: number): Promise<Journal> {
     const j = new Journal(journalPath(outPath))
-    await writeFile(j.file, `airlock-journal 1 ${process.pid} ${total} ${partSize ?? 0}\n`)
+    try {
+      await writeFile(j.file, `airlock-journal 1 ${process.pid} ${total} ${partSize ?? 0}\n`)
+    } catch (error) {
+      await rm(j.file, {force: true}) // e.g. created, then no space for its first line
+      throw error
+    }
     return j
   }
 
