@@ -1,12 +1,21 @@
 #!/usr/bin/env node
-// `verify ARCHIVE` starts hashing on the other cores while the CLI loads (dist/verify/early.js).
+// `verify`: a plain command line runs without loading oclif (dist/cli/fast.js); any other one
+// still starts hashing on the other cores while oclif loads (AIRLOCK_NO_FAST=1: always oclif).
+let done = false
 if (process.argv[2] === 'verify') {
+  let fast
   try {
-    const {startEarly} = await import('../dist/verify/early.js')
-    startEarly(process.argv.slice(3))
+    fast = await import('../dist/cli/fast.js')
   } catch {
-    // only an optimisation
+    // not built: oclif reports it
+  }
+  if (fast) {
+    const argv = process.argv.slice(3)
+    if (!process.env.AIRLOCK_NO_FAST) done = await fast.runFastVerify(argv)
+    if (!done) fast.startEarly(argv)
   }
 }
-const {execute} = await import('@oclif/core/execute')
-await execute({dir: import.meta.url})
+if (!done) {
+  const {execute} = await import('@oclif/core/execute')
+  await execute({dir: import.meta.url})
+}

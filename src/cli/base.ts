@@ -1,6 +1,7 @@
 import {Command} from '@oclif/core/command'
 
 import {AirlockError, EXIT} from '../core/errors.js'
+import {errorJson, writeErrorText} from './report.js'
 
 /**
  * Base for every airlock command: --json is enabled, and user-facing errors
@@ -13,13 +14,8 @@ export abstract class AirlockCommand extends Command {
 
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
     if (err instanceof AirlockError) {
-      if (this.jsonEnabled()) {
-        this.logJson({error: {code: err.code, message: err.message, details: err.details}})
-      } else {
-        const lines = [`error: ${err.message}`, ...err.details.map((d) => `  ${d}`)]
-        process.stderr.write(lines.join('\n') + '\n')
-        if (process.env.AIRLOCK_DEBUG && err.stack) process.stderr.write(err.stack + '\n')
-      }
+      if (this.jsonEnabled()) this.logJson(errorJson(err))
+      else writeErrorText(err)
       this.exit(err.exitCode)
     }
     // oclif's own parse errors (unknown flag, missing arg) are user errors: exit 2.

@@ -4,6 +4,7 @@ import {AirlockCommand} from '../cli/base.js'
 import {allowUnsignedFlag, archiveArg, trustedKeysFlag} from '../cli/flags.js'
 import {progressFor} from '../cli/progress.js'
 import {installArchive, InstallResult} from '../install/install.js'
+import {trustedKeyPaths} from '../sign/keys.js'
 
 export default class Install extends AirlockCommand {
   static override summary = 'Verify an archive and load its images into a target, in one pass'
@@ -45,7 +46,7 @@ Verification is part of the install: the signature is checked against the truste
     const {args, flags} = await this.parse(Install)
     const result = await installArchive({
       archive: args.archive,
-      keys: flags.key ?? [],
+      keys: trustedKeyPaths(flags.key),
       allowUnsigned: flags['allow-unsigned'],
       to: flags.to,
       only: flags.only,

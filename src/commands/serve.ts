@@ -4,6 +4,7 @@ import {AirlockCommand} from '../cli/base.js'
 import {allowUnsignedFlag, archiveArg, trustedKeysFlag} from '../cli/flags.js'
 import {startServe, ServeStats} from '../serve/server.js'
 import type {ServedImage} from '../serve/catalog.js'
+import {trustedKeyPaths} from '../sign/keys.js'
 
 export interface ServeResult {
   event: 'stopped'
@@ -53,7 +54,7 @@ Exit codes: 0 stopped by a signal, 3 verification failed, 2 invalid input, 1 oth
     const json = this.jsonEnabled()
     const handle = await startServe({
       archive: args.archive,
-      keys: flags.key ?? [],
+      keys: trustedKeyPaths(flags.key),
       allowUnsigned: flags['allow-unsigned'],
       listen: flags.listen,
       tlsCert: flags['tls-cert'],

@@ -1,6 +1,7 @@
 import {AirlockCommand} from '../cli/base.js'
 import {allowUnsignedFlag, archiveArg, trustedKeysFlag} from '../cli/flags.js'
-import {verifyArchive, VerifyResult} from '../verify/verify.js'
+import {trustedKeyPaths} from '../sign/keys.js'
+import {verifyArchive, verifyLines, VerifyResult} from '../verify/verify.js'
 
 export default class Verify extends AirlockCommand {
   static override summary = 'Check an archive\'s signature and every byte, in one streaming pass'
@@ -25,12 +26,8 @@ Exit codes: 0 verified, 3 verification failed, 2 invalid input (e.g. no --key), 
 
   async run(): Promise<VerifyResult> {
     const {args, flags} = await this.parse(Verify)
-    const result = await verifyArchive({archive: args.archive, keys: flags.key ?? [], allowUnsigned: flags['allow-unsigned']})
-    if (!this.jsonEnabled()) {
-      this.log(`OK ${result.archive}: ${result.bundle.name} ${result.bundle.version}, ${result.images.length} images, ${result.blobs} blobs, ${result.entries} entries verified`)
-      this.log(result.signer ? `  signed by ${result.signer.fingerprint}${result.signer.userId ? ` (${result.signer.userId})` : ''} on ${result.signer.signed}` : '  UNSIGNED (accepted with --allow-unsigned)')
-      for (const img of result.images) this.log(`  ${img.name}  ${img.digest}  [${img.platforms.join(', ')}]`)
-    }
+    const result = await verifyArchive({archive: args.archive, keys: trustedKeyPaths(flags.key), allowUnsigned: flags['allow-unsigned']})
+    for (const line of verifyLines(result)) this.log(line)
     return result
   }
 }

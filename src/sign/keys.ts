@@ -21,6 +21,17 @@ export interface GeneratedKeyPair extends KeyInfo {
 
 const MAX_KEY_FILE = 1024 * 1024
 
+export const TRUSTED_KEYS_ENV = 'AIRLOCK_TRUSTED_KEYS'
+
+/**
+ * The trusted key files or directories: the `--key` values (one path each), else the
+ * comma-separated list in AIRLOCK_TRUSTED_KEYS.
+ */
+export function trustedKeyPaths(flagValues: string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (flagValues && flagValues.length > 0) return flagValues
+  return (env[TRUSTED_KEYS_ENV] ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '')
+}
+
 /** Ed25519 (v4, gpg-compatible) primary key with a Curve25519 encryption subkey. */
 export async function generateKeyPair(opts: {name: string; email?: string; passphrase?: string; date?: Date}): Promise<GeneratedKeyPair> {
   const pg = await pgp()

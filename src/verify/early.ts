@@ -47,11 +47,16 @@ export function archiveArgument(argv: string[]): string | undefined {
 }
 
 export function startEarly(argv: string[]): void {
+  const archive = archiveArgument(argv)
+  if (archive !== undefined) startEarlyAt(archive)
+}
+
+/** Start hashing the blobs of the single-file archive `archive` on the other cores, if there are any. */
+export function startEarlyAt(archive: string): void {
   try {
     const workers = hashThreads() - 1
-    const archive = archiveArgument(argv)
     // Globs and split parts (NAME.000) are resolved by the command itself.
-    if (workers <= 0 || archive === undefined || /[*?]/.test(archive) || /\.\d{3}$/.test(archive)) return
+    if (workers <= 0 || /[*?]/.test(archive) || /\.\d{3}$/.test(archive)) return
     if (!statSync(archive).isFile()) return // a pipe, a device: read front to back by the command
     const files = PartFiles.open([archive])
     const jobs = HashJobs.speculate(files, 0, workers)

@@ -20,3 +20,12 @@ export async function verifyArchive(opts: {archive: string; keys: string[]; allo
   const {head: _head, ...report} = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: opts.sink})
   return report
 }
+
+/** What `airlock verify` prints without --json (also from the fast path, src/cli/fast.ts). */
+export function verifyLines(result: VerifyResult): string[] {
+  return [
+    `OK ${result.archive}: ${result.bundle.name} ${result.bundle.version}, ${result.images.length} images, ${result.blobs} blobs, ${result.entries} entries verified`,
+    result.signer ? `  signed by ${result.signer.fingerprint}${result.signer.userId ? ` (${result.signer.userId})` : ''} on ${result.signer.signed}` : '  UNSIGNED (accepted with --allow-unsigned)',
+    ...result.images.map((img) => `  ${img.name}  ${img.digest}  [${img.platforms.join(', ')}]`),
+  ]
+}
