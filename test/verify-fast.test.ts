@@ -8,14 +8,16 @@ import assert from 'node:assert/strict'
 import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import vm from 'node:vm'
 import {after, before, describe, it} from 'node:test'
 
 import * as openpgp from 'openpgp'
 
 import {parseFastVerify} from '../src/cli/fast.js'
 import {generateKeyPair, trustedKeyPaths} from '../src/sign/keys.js'
+import {encodePgpCodeCache, loadCommonJs, readPgpCodeCache} from '../src/sign/pgp.js'
 import {randomLayer, syntheticArchive} from './helpers/archive.js'
-import {runCli} from './helpers/cli.js'
+import {ROOT, runCli} from './helpers/cli.js'
 
 let dir: string
 
@@ -128,5 +130,42 @@ describe('verify: the fast path and the oclif command give the same result', {ti
     assert.deepEqual(trustedKeyPaths(['a,b'], {AIRLOCK_TRUSTED_KEYS: 'c'}), ['a,b'])
     assert.deepEqual(trustedKeyPaths(undefined, {AIRLOCK_TRUSTED_KEYS: ' c , d,,'}), ['c', 'd'])
     assert.deepEqual(trustedKeyPaths([], {}), [])
+  })
+})
+
+describe('the fast path\'s code cache for openpgp.js', () => {
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-pgpcache-'))
+  })
+  after(async () => {
+    await rm(dir, {recursive: true, force: true})
+  })
+  it('the cache made by the build is accepted; a damaged one is not used; a stale one is rejected by V8', async () => {
+    const file = path.join(ROOT, 'dist', 'openpgp.v8cache')
+    const cache = readPgpCodeCache(file)
+    assert.ok(cache, 'dist/openpgp.v8cache is there and intact')
+    const good = loadCommonJs(cache)
+    assert.equal(good.script.cachedDataRejected, false, 'dist/openpgp.v8cache matches this node and openpgp.js')
+    // A damaged payload (V8 does not checksum it, and may crash on it) is caught by its sha256.
+    const damaged = await readFile(file)
+    damaged[damaged.length - 100] ^= 1
+    const copy = path.join(dir, 'damaged.v8cache')
+    await writeFile(copy, damaged)
+    assert.equal(readPgpCodeCache(copy), undefined)
+    await writeFile(copy, damaged.subarray(0, 20))
+    assert.equal(readPgpCodeCache(copy), undefined)
+    assert.equal(readPgpCodeCache(path.join(dir, 'no-such.v8cache')), undefined)
+    // An intact cache for other code (another openpgp.js, node or V8 flags) is rejected by V8, and compiling goes on.
+    await writeFile(copy, encodePgpCodeCache(new vm.Script('(function () { return 42 })').createCachedData()))
+    const stale = loadCommonJs(readPgpCodeCache(copy))
+    assert.equal(stale.script.cachedDataRejected, true)
+    // Either way the library works: generate, sign, verify.
+    for (const {exports: pg} of [good, stale]) {
+      const {privateKey, publicKey} = await pg.generateKey({type: 'ecc', curve: 'curve25519Legacy', userIDs: [{name: 't'}], format: 'object'})
+      const data = new Uint8Array([9, 8, 7])
+      const signature = await pg.readSignature({armoredSignature: await pg.sign({message: await pg.createMessage({binary: data}), signingKeys: privateKey, detached: true})})
+      const {signatures} = await pg.verify({message: await pg.createMessage({binary: data}), signature, verificationKeys: [publicKey]})
+      assert.equal(await signatures[0].verified, true)
+    }
   })
 })

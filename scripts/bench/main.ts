@@ -4,8 +4,13 @@
  * docs/benchmarks.md and prints it. Expects the testbed to be up (scripts/bench.sh does that)
  * and dist/ to be built.
  *
- * Env: BENCH_RUNS (3), BENCH_MB (main workload, unique MB; default 1200), BENCH_SCALE_MB
- * (scaling base; default 300), BENCH_SKIP_SCALING=1, BENCH_SKIP_DOCKER=1.
+ * Env: BENCH_RUNS (3), BENCH_VERIFY_RUNS (7), BENCH_DOCKER_RUNS (5), BENCH_MB (main workload,
+ * unique MB; default 1200), BENCH_SCALE_MB (scaling base; default 300), BENCH_SKIP_SCALING=1,
+ * BENCH_SKIP_DOCKER=1.
+ *
+ * airlock and its reference run alternately (a, b, a, b, …), so that a drift of the machine
+ * (page cache, dockerd's storage, another tenant) weighs on both sides alike. The short
+ * verify/openssl runs and the noisy docker loads get more runs than the rest.
  */
 import {spawn, execFileSync} from 'node:child_process'
 import {mkdtemp, readFile, rm, stat, writeFile, mkdir} from 'node:fs/promises'
@@ -21,6 +26,8 @@ const RUN_JS = path.join(ROOT, 'bin', 'run.js')
 const SRC = process.env.TESTBED_REGISTRY_OPEN ?? '127.0.0.1:5301'
 const DST = process.env.TESTBED_REGISTRY_TARGET ?? '127.0.0.1:5303'
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const VERIFY_RUNS = Number(process.env.BENCH_VERIFY_RUNS ?? Math.max(RUNS, 7))
+const DOCKER_RUNS = Number(process.env.BENCH_DOCKER_RUNS ?? Math.max(RUNS, 5))
 const MAIN_MB = Number(process.env.BENCH_MB ?? 1200)
 const SCALE_MB = Number(process.env.BENCH_SCALE_MB ?? 300)
 const STAMP = Date.now().toString(36)
@@ -63,8 +70,27 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
+type Measured = {wall: number; rssMB: number; walls: number[]}
+
+interface Side {
+  label: string
+  fn: (i: number) => Promise<Sample>
+  /** Not timed, before each run. */
+  before?: (i: number) => Promise<void>
+}
+
+/** Every measurement, for the "All runs" section of docs/benchmarks.md. */
+const allRuns: {label: string; walls: number[]}[] = []
+
+function summarize(label: string, walls: number[], rss: number): Measured {
+  const r = {wall: median(walls), rssMB: rss, walls}
+  allRuns.push({label, walls})
+  log(`    ${label}: ${r.wall.toFixed(2)} s (runs ${walls.map((w) => w.toFixed(2)).join(', ')}), peak RSS ${rss.toFixed(0)} MB`)
+  return r
+}
+
 /** Run `fn` RUNS times (after `before` each time, not timed); median wall and max peak RSS. */
-async function measure(label: string, fn: (i: number) => Promise<Sample>, before?: (i: number) => Promise<void>): Promise<{wall: number; rssMB: number; walls: number[]}> {
+async function measure(label: string, fn: (i: number) => Promise<Sample>, before?: (i: number) => Promise<void>): Promise<Measured> {
   const walls: number[] = []
   let rss = 0
   for (let i = 0; i < RUNS; i++) {
@@ -73,9 +99,22 @@ async function measure(label: string, fn: (i: number) => Promise<Sample>, before
     walls.push(s.wall)
     rss = Math.max(rss, s.rssMB ?? 0)
   }
-  const r = {wall: median(walls), rssMB: rss, walls}
-  log(`    ${label}: ${r.wall.toFixed(2)} s (runs ${walls.map((w) => w.toFixed(2)).join(', ')}), peak RSS ${rss.toFixed(0)} MB`)
-  return r
+  return summarize(label, walls, rss)
+}
+
+/** Run the two sides alternately, `runs` times each: a, b, a, b, … */
+async function measurePair(runs: number, a: Side, b: Side): Promise<[Measured, Measured]> {
+  const walls: [number[], number[]] = [[], []]
+  const rss = [0, 0]
+  for (let i = 0; i < runs; i++) {
+    for (const [k, side] of [a, b].entries()) {
+      if (side.before) await side.before(i)
+      const s = await side.fn(i)
+      walls[k].push(s.wall)
+      rss[k] = Math.max(rss[k], s.rssMB ?? 0)
+    }
+  }
+  return [summarize(a.label, walls[0], rss[0]), summarize(b.label, walls[1], rss[1])]
 }
 
 const airlock = (args: string[], cpu?: string) => timed('node', [RUN_JS, ...args], {cpu})
@@ -95,17 +134,17 @@ const dockerRmi = async (refs: string[]) => { await sh('docker', ['rmi', '-f', .
 interface Result {
   w: Workload
   archiveBytes: number
-  create: Awaited<ReturnType<typeof measure>>
-  skopeoOci: Awaited<ReturnType<typeof measure>>
-  dockerSave?: Awaited<ReturnType<typeof measure>>
-  verify: Awaited<ReturnType<typeof measure>>
-  verify1: Awaited<ReturnType<typeof measure>>
-  openssl: Awaited<ReturnType<typeof measure>>
-  openssl1: Awaited<ReturnType<typeof measure>>
-  installReg: Awaited<ReturnType<typeof measure>>
-  skopeoReg: Awaited<ReturnType<typeof measure>>
-  installDocker?: Awaited<ReturnType<typeof measure>>
-  dockerLoad?: Awaited<ReturnType<typeof measure>>
+  create: Measured
+  skopeoOci: Measured
+  dockerSave?: Measured
+  verify: Measured
+  verify1: Measured
+  openssl: Measured
+  openssl1: Measured
+  installReg: Measured
+  skopeoReg: Measured
+  installDocker?: Measured
+  dockerLoad?: Measured
 }
 
 async function benchWorkload(work: string, w: Workload, key: {priv: string; pub: string}, withDocker: boolean): Promise<Result> {
@@ -122,13 +161,19 @@ async function benchWorkload(work: string, w: Workload, key: {priv: string; pub:
 
   // 1. create vs skopeo → one OCI dir vs docker save
   // The default create: no blob cache, each pulled blob written once into the archive.
-  const create = await measure('airlock create', () => airlock(['create', spec, '-o', archive, '--sign-key', key.priv]),
-    async () => { await rm(archive, {force: true}) })
-  const skopeoOci = await measure('skopeo copy → OCI dir', async () => {
-    const t0 = process.hrtime.bigint()
-    for (const [i, ref] of w.refs.entries()) await sh('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${ociDir}:app-${i}`])
-    return {wall: Number(process.hrtime.bigint() - t0) / 1e9}
-  }, async () => { await rm(ociDir, {recursive: true, force: true}); await forgetSkopeoBlobCache() })
+  const [create, skopeoOci] = await measurePair(RUNS, {
+    label: 'airlock create',
+    fn: () => airlock(['create', spec, '-o', archive, '--sign-key', key.priv]),
+    before: async () => { await rm(archive, {force: true}) },
+  }, {
+    label: 'skopeo copy → OCI dir',
+    fn: async () => {
+      const t0 = process.hrtime.bigint()
+      for (const [i, ref] of w.refs.entries()) await sh('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${ociDir}:app-${i}`])
+      return {wall: Number(process.hrtime.bigint() - t0) / 1e9}
+    },
+    before: async () => { await rm(ociDir, {recursive: true, force: true}); await forgetSkopeoBlobCache() },
+  })
   let dockerSave: Result['dockerSave']
   const saveTar = path.join(dir, 'docker-save.tar')
   if (withDocker) {
@@ -141,28 +186,38 @@ async function benchWorkload(work: string, w: Workload, key: {priv: string; pub:
   // 2. verify vs openssl (page cache warmed first for both)
   const archiveBytes = (await stat(archive)).size
   await warm(archive)
-  const verify = await measure('airlock verify', () => airlock(['verify', archive, '--key', key.pub]), () => warm(archive))
-  const openssl = await measure('openssl dgst -sha256', () => timed('openssl', ['dgst', '-sha256', archive]), () => warm(archive))
-  const verify1 = await measure('airlock verify (1 core)', () => airlock(['verify', archive, '--key', key.pub], '0'), () => warm(archive))
-  const openssl1 = await measure('openssl dgst -sha256 (1 core)', () => timed('openssl', ['dgst', '-sha256', archive], {cpu: '0'}), () => warm(archive))
+  const [verify, openssl] = await measurePair(VERIFY_RUNS,
+    {label: 'airlock verify', fn: () => airlock(['verify', archive, '--key', key.pub]), before: () => warm(archive)},
+    {label: 'openssl dgst -sha256', fn: () => timed('openssl', ['dgst', '-sha256', archive]), before: () => warm(archive)})
+  const [verify1, openssl1] = await measurePair(VERIFY_RUNS,
+    {label: 'airlock verify (1 core)', fn: () => airlock(['verify', archive, '--key', key.pub], '0'), before: () => warm(archive)},
+    {label: 'openssl dgst -sha256 (1 core)', fn: () => timed('openssl', ['dgst', '-sha256', archive], {cpu: '0'}), before: () => warm(archive)})
 
   // 3. install → registry vs skopeo → registry (fresh prefixes)
-  const installReg = await measure('airlock install → registry', (i) => airlock(['install', archive, '--key', key.pub, '--to', `registry://${DST}/al-${w.name}-${STAMP}-${i}`]), () => warm(archive))
-  const skopeoReg = await measure('skopeo copy → registry', async (i) => {
-    const t0 = process.hrtime.bigint()
-    for (const [j, ref] of w.refs.entries()) {
-      const repo = ref.slice(ref.indexOf('/') + 1)
-      await sh('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${ociDir}:app-${j}`, `docker://${DST}/sk-${w.name}-${STAMP}-${i}/${repo}`])
-    }
-    return {wall: Number(process.hrtime.bigint() - t0) / 1e9}
-  }, forgetSkopeoBlobCache)
+  const [installReg, skopeoReg] = await measurePair(RUNS, {
+    label: 'airlock install → registry',
+    fn: (i) => airlock(['install', archive, '--key', key.pub, '--to', `registry://${DST}/al-${w.name}-${STAMP}-${i}`]),
+    before: () => warm(archive),
+  }, {
+    label: 'skopeo copy → registry',
+    fn: async (i) => {
+      const t0 = process.hrtime.bigint()
+      for (const [j, ref] of w.refs.entries()) {
+        const repo = ref.slice(ref.indexOf('/') + 1)
+        await sh('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${ociDir}:app-${j}`, `docker://${DST}/sk-${w.name}-${STAMP}-${i}/${repo}`])
+      }
+      return {wall: Number(process.hrtime.bigint() - t0) / 1e9}
+    },
+    before: forgetSkopeoBlobCache,
+  })
 
   // 4. install → docker vs docker load (images removed before each run)
   let installDocker: Result['installDocker']
   let dockerLoad: Result['dockerLoad']
   if (withDocker) {
-    installDocker = await measure('airlock install → docker', () => airlock(['install', archive, '--key', key.pub, '--to', 'docker']), async () => { await dockerRmi(w.refs); await warm(archive) })
-    dockerLoad = await measure('docker load', () => timed('docker', ['load', '-q', '-i', saveTar]), async () => { await dockerRmi(w.refs); await warm(saveTar) })
+    ;[installDocker, dockerLoad] = await measurePair(DOCKER_RUNS,
+      {label: 'airlock install → docker', fn: () => airlock(['install', archive, '--key', key.pub, '--to', 'docker']), before: async () => { await dockerRmi(w.refs); await warm(archive) }},
+      {label: 'docker load', fn: () => timed('docker', ['load', '-q', '-i', saveTar]), before: async () => { await dockerRmi(w.refs); await warm(saveTar) }})
     await dockerRmi(w.refs)
   }
   await rm(dir, {recursive: true, force: true})
@@ -217,7 +272,7 @@ async function main() {
       `- Machine: ${m.cores} cores, ${m.cpu}, ${m.ramGiB} GiB RAM`,
       `- Versions: node ${m.node}; ${m.skopeo}; docker ${m.docker}, storage driver ${m.dockerDriver}; ${m.openssl}`,
       `- Workload \`${r.w.name}\`: ${r.w.refs.length} images (common 2-layer base, 2 shared runtime layers, 1 unique app layer each; random data, gzip -1), ${r.w.blobs} unique blobs, ${(u / 1e6).toFixed(0)} MB unique compressed, ${(r.w.referencedBytes / 1e6).toFixed(0)} MB referenced. Source: the testbed registry ${SRC} (loopback, plain HTTP); registry target ${DST}.`,
-      `- Each time is the median of ${RUNS} runs (wall clock, including process start-up). Page cache: files are read once before each verify/install run (\`drop_caches\` is not available in a container), so both sides read from memory. \`airlock create\` runs with its defaults (no blob cache, so nothing is reused between runs). Peak RSS from \`/usr/bin/time\` ("Maximum resident set size").`,
+      `- Each time is the median of ${RUNS} runs (verify and openssl: ${VERIFY_RUNS}; install → docker and docker load: ${DOCKER_RUNS}), wall clock including process start-up; airlock and its reference run alternately. Every run is listed at the end. Page cache: files are read once before each verify/install run (\`drop_caches\` is not available in a container), so both sides read from memory. \`airlock create\` runs with its defaults (no blob cache, so nothing is reused between runs). Peak RSS from \`/usr/bin/time\` ("Maximum resident set size").`,
       '', '## Side by side', '',
       '| operation | airlock | reference | ratio (airlock / reference) | target | |',
       '| --- | ---: | ---: | ---: | --- | --- |')
@@ -253,6 +308,8 @@ async function main() {
       const k = b.w.uniqueBytes / a.w.uniqueBytes
       out.push('', `From 1× to ${k.toFixed(1)}× the bytes: create took ${f2(b.create.wall / a.create.wall)}× as long, verify ${f2(b.verify.wall / a.verify.wall)}×, install → registry ${f2(b.installReg.wall / a.installReg.wall)}× (fixed start-up costs make small runs relatively slower); peak RSS changed from ${a.create.rssMB.toFixed(0)}/${a.verify.rssMB.toFixed(0)}/${a.installReg.rssMB.toFixed(0)} MB to ${b.create.rssMB.toFixed(0)}/${b.verify.rssMB.toFixed(0)}/${b.installReg.rssMB.toFixed(0)} MB.`)
     }
+    out.push('', '## All runs', '', 'Wall clock of every run, in the order they ran (seconds).', '')
+    for (const {label, walls} of allRuns) out.push(`- ${label}: ${walls.map(f2).join(', ')}`)
     const text = `${out.join('\n')}\n`
     await writeFile(path.join(ROOT, 'docs', 'benchmarks.md'), text)
     process.stdout.write(text)

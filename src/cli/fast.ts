@@ -1,5 +1,8 @@
+import {fileURLToPath} from 'node:url'
+
 import {AirlockError} from '../core/errors.js'
 import {trustedKeyPaths} from '../sign/keys.js'
+import {usePgpCodeCache} from '../sign/pgp.js'
 import {startEarlyAt} from '../verify/early.js'
 
 export {startEarly} from '../verify/early.js'
@@ -68,6 +71,7 @@ export async function runFastVerify(argv: string[]): Promise<boolean> {
   const cmd = parseFastVerify(argv)
   if (!cmd) return false
   startEarlyAt(cmd.archive)
+  usePgpCodeCache(fileURLToPath(new URL('../openpgp.v8cache', import.meta.url)))
   try {
     const result = await verifyArchive({archive: cmd.archive, keys: cmd.keys, allowUnsigned: cmd.allowUnsigned})
     if (cmd.json) console.log(JSON.stringify(result, null, 2))
