@@ -22,6 +22,8 @@ rc=${PIPESTATUS[0]}
 set -e
 pass=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$log" | tail -1)
 fail=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$log" | tail -1)
+cancelled=$(sed -n 's/^ℹ cancelled \([0-9]*\)$/\1/p' "$log" | tail -1)
 rm -f "$log"
-echo "${pass:-0} passed, ${fail:-0} failed"
+# A test that timed out or hung counts as cancelled, not failed: say so.
+echo "${pass:-0} passed, ${fail:-0} failed$([ "${cancelled:-0}" = 0 ] || echo ", ${cancelled} cancelled (timed out)")"
 exit "$rc"

@@ -185,6 +185,20 @@ describe('network faults (fault-injecting proxy in front of the real testbed reg
     assert.ok(Date.now() - t0 < 10_000)
   })
 
+  it('a blob that cannot be pulled while others wait in the queue (-j 1): create fails with its error, it does not hang', async () => {
+    // The first layer in archive (digest) order, so that the other blobs are still queued when it fails.
+    const first = (['app-a', 'app-b', 'app-c'] as const).flatMap((n) => tb.images[n].manifests[0].layers).sort()[0]
+    src.rules = [times(Infinity, new RegExp(first), {kind: 'status', status: 503})]
+    const out = path.join(dir, 'queued.tar')
+    const t0 = Date.now()
+    await assert.rejects(
+      createBundle({specFile: await spec('faults-queued', [`${src.host}/testbed/app-b:1`, `${src.host}/testbed/app-a:1`, `${src.host}/testbed/app-c:1`]), output: out, unsigned: true, jobs: 1, ...FAST}),
+      (e: AirlockError) => e.code === 'create.pull_failed' && e.details.join('\n').includes(`blob ${first}: `) && /HTTP 503/.test(e.details.join('\n')),
+    )
+    assert.ok(Date.now() - t0 < 30_000)
+    assert.ok(!existsSync(out) && !existsSync(`${out}.partial`))
+  })
+
   it('create --keep-going writes the images it could fetch and lists the failed ones (exit 0, --json failed)', async () => {
     src.rules = [times(Infinity, new RegExp(appBOnly), {kind: 'status', status: 503})]
     const f = await spec('faults-keep', [`${src.host}/testbed/app-a:1`, `${src.host}/testbed/app-b:1`])

@@ -81,10 +81,12 @@ interface Side {
 
 /** Every measurement, for the "All runs" section of docs/benchmarks.md. */
 const allRuns: {label: string; walls: number[]}[] = []
+/** The workload being measured, named in "All runs". */
+let workloadName = ''
 
 function summarize(label: string, walls: number[], rss: number): Measured {
   const r = {wall: median(walls), rssMB: rss, walls}
-  allRuns.push({label, walls})
+  allRuns.push({label: workloadName ? `${workloadName}: ${label}` : label, walls})
   log(`    ${label}: ${r.wall.toFixed(2)} s (runs ${walls.map((w) => w.toFixed(2)).join(', ')}), peak RSS ${rss.toFixed(0)} MB`)
   return r
 }
@@ -149,6 +151,7 @@ interface Result {
 
 async function benchWorkload(work: string, w: Workload, key: {priv: string; pub: string}, withDocker: boolean): Promise<Result> {
   log(`  measuring ${w.name} (${(w.uniqueBytes / 1e6).toFixed(0)} MB unique)`)
+  workloadName = w.name
   const dir = path.join(work, w.name)
   await mkdir(dir, {recursive: true})
   const spec = path.join(dir, 'bundle.yaml')

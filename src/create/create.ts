@@ -294,7 +294,12 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     const limit = pLimit(Math.max(1, opts.jobs ?? 8))
     let bytesPulled = 0
     const fileNow = file
+    // After a failure (without --keep-going) the blobs still queued are skipped: each queued task
+    // still runs and settles (p-limit's clearQueue() would leave their promises pending forever,
+    // and this Promise.all with them).
+    let stop = false
     await Promise.all(missing.map((b) => limit(async () => {
+      if (stop) return
       const ref = arch.unique.get(b.digest)!.ref
       const sink = cache ? await cache.writer(b.digest) : undefined
       try {
@@ -312,7 +317,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
         await sink?.abort()
         if (!(error instanceof AirlockError)) throw error
         failedBlobs.set(b.digest, error.message)
-        if (!opts.keepGoing) limit.clearQueue()
+        if (!opts.keepGoing) stop = true
       }
     })))
     progress.end()

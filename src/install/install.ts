@@ -123,6 +123,7 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   }
   const ctx: DestinationContext = {
     progress,
+    parts,
     selected: (head: VerifiedHead) => {
       noDowngrade(head)
       const first = selected.length === 0

@@ -32,4 +32,9 @@ export interface DestinationContext {
   /** The images selected for installation (all, or those named by --only). */
   selected: (head: VerifiedHead) => ImageRecord[]
   progress: Progress
+  /**
+   * The archive's parts, when they are regular files that can be read again by offset (a
+   * destination may then re-read a verified blob instead of keeping a copy of it).
+   */
+  parts?: string[]
 }

@@ -1,7 +1,10 @@
+import {createHash} from 'node:crypto'
 import {open} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 
-import {InputError} from '../../core/errors.js'
+import {InputError, VerifyError} from '../../core/errors.js'
+
+const RANGE_CHUNK = 1024 * 1024
 
 /**
  * Random access over an archive that may be split into parts: positions count from the start of
@@ -47,6 +50,31 @@ export class MultiFile {
       start = end
     }
     return {bytesRead: done}
+  }
+
+  /**
+   * The `size` bytes at `offset`, hashed again as they are read: the last piece is yielded only
+   * once all of them hashed to `digest`; otherwise (the file changed or was cut short since it
+   * was verified) the iteration throws a VerifyError.
+   */
+  async *verifiedRange(offset: number, size: number, digest: string, what: string): AsyncGenerator<Buffer> {
+    const hash = createHash('sha256')
+    let pos = 0
+    let held: Buffer | undefined
+    while (pos < size) {
+      const want = Math.min(RANGE_CHUNK, size - pos)
+      const buf = Buffer.allocUnsafe(want)
+      // eslint-disable-next-line no-await-in-loop
+      const {bytesRead} = await this.read(buf, 0, want, offset + pos)
+      if (bytesRead === 0) throw new VerifyError('archive.changed', `${what}: the archive is shorter than when it was verified`, {entry: what})
+      const b = buf.subarray(0, bytesRead)
+      hash.update(b)
+      if (held) yield held
+      held = b
+      pos += bytesRead
+    }
+    if (`sha256:${hash.digest('hex')}` !== digest) throw new VerifyError('archive.changed', `${what}: the archive changed since it was verified (sha256 differs)`, {entry: what})
+    if (held) yield held
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import {createReadStream, createWriteStream} from 'node:fs'
-import {mkdtemp, rm} from 'node:fs/promises'
+import {mkdtemp, rm, stat} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {Readable} from 'node:stream'
@@ -13,6 +13,7 @@ import type {Destination, DestinationContext, InstalledImage} from '../../instal
 import {parseReference, formatReference, Reference} from '../../spec/reference.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import type {ImageRecord} from '../archive/metadata.js'
+import {MultiFile} from '../archive/multifile.js'
 import {RegistryClient} from './client.js'
 import {resolveCredentials} from './credentials.js'
 
@@ -43,9 +44,11 @@ export function targetReference(name: string, t: RegistryTarget): Reference {
 }
 
 /**
- * `registry://…`: push. Blobs are spooled to a private temp file as they are verified (so an
- * upload can be retried) and uploaded concurrently (HEAD first, cross-repo mount for blobs
- * shared between repositories). Manifests and tags are pushed only in commit(), after the whole
+ * `registry://…`: push. A verified blob is uploaded from the archive itself, read again by
+ * offset and hashed again on the way (so an upload can be retried, and nothing is copied to
+ * disk); a blob that is not in a file of the archive (from a --base archive) is spooled to a
+ * private temp file as it is verified. Uploads run concurrently (HEAD first, cross-repo mount for
+ * blobs shared between repositories). Manifests and tags are pushed only in commit(), after the whole
  * archive verified: platform manifests by digest, then indexes, then tags last.
  */
 export async function registryDestination(ctx: DestinationContext & {target: string; insecure?: boolean; caFile?: string; registryConfig?: string; jobs?: number; retries?: number; retryBaseDelayMs?: number}): Promise<Destination> {
@@ -59,8 +62,13 @@ export async function registryDestination(ctx: DestinationContext & {target: str
     ...(ctx.retryBaseDelayMs === undefined ? {} : {retryBaseDelayMs: ctx.retryBaseDelayMs}),
     onRetry: (i) => ctx.progress.note(`retrying ${t.host} (attempt ${i.attempt}): ${i.reason}`),
   })
-  const limit = pLimit(Math.max(1, ctx.jobs ?? 8))
+  // rejectOnClear: abort() clears the queue and then waits for every upload task; a cleared task
+  // must settle (it used to hang forever once one upload had failed while others were queued).
+  const limit = pLimit({concurrency: Math.max(1, ctx.jobs ?? 8), rejectOnClear: true})
   let images: ImageRecord[] = []
+  let head: VerifiedHead | undefined
+  /** The archive, opened to read verified blobs again by offset. */
+  let archive: MultiFile | undefined
   let spool = ''
   /** digest → repositories that need it */
   const repos = new Map<string, string[]>()
@@ -76,7 +84,7 @@ export async function registryDestination(ctx: DestinationContext & {target: str
 
   const repoOf = (img: ImageRecord) => targetReference(img.name, t).repository
 
-  async function pushBlob(digest: string, size: number, file: string): Promise<void> {
+  async function pushBlob(digest: string, size: number, open: () => Readable): Promise<void> {
     const rs = repos.get(digest) ?? []
     let first: string | undefined
     for (const repo of rs) {
@@ -86,16 +94,51 @@ export async function registryDestination(ctx: DestinationContext & {target: str
         continue
       }
       // eslint-disable-next-line no-await-in-loop
-      const r = await client.putBlob(repo, digest, size, () => createReadStream(file), first ? {mountFrom: first} : {})
+      const r = await client.putBlob(repo, digest, size, open, first ? {mountFrom: first} : {})
       pushed[r === 'exists' ? 'existing' : r]++
       first ??= repo
     }
   }
 
+  /** After the whole archive verified: the uploads' end, then manifests, indexes and tags. */
+  async function commitImages(): Promise<void> {
+    await Promise.all(uploads)
+    if (failed) throw failed
+    // Blobs a differential bundle left out: mount them from the repository that has them.
+    for (const digest of external) {
+      const have = [...(present.get(digest) ?? [])]
+      for (const repo of repos.get(digest) ?? []) {
+        if (have.includes(repo)) continue
+        // eslint-disable-next-line no-await-in-loop
+        await client.putBlob(repo, digest, 0, () => {
+          throw new AirlockError('install.mount_failed', `${t.host}: cannot mount ${digest} into ${repo} from ${have[0]} (the registry refused a cross-repository mount)`)
+        }, {mountFrom: have[0]})
+      }
+    }
+    // manifests after their blobs, indexes after their manifests, tags last
+    for (const img of images) {
+      const repo = repoOf(img)
+      for (const m of img.manifests) {
+        if (m.digest === img.digest) continue
+        // eslint-disable-next-line no-await-in-loop
+        await client.putManifest(repo, m.digest, manifestBytes.get(m.digest)!, m.mediaType)
+      }
+    }
+    for (const img of images) {
+      const ref = targetReference(img.name, t)
+      // eslint-disable-next-line no-await-in-loop
+      const got = await client.putManifest(ref.repository, ref.tag ?? img.digest, manifestBytes.get(img.digest)!, img.mediaType)
+      if (got !== img.digest) throw new AirlockError('install.registry_digest', `${formatReference(ref)}: registry stored ${got}, expected ${img.digest}`)
+      ctx.progress.note(`  pushed ${formatReference(ref)}  ${img.digest}`)
+    }
+    if (spool) await rm(spool, {recursive: true, force: true})
+  }
+
   return {
     kind: 'registry',
-    async begin(head: VerifiedHead) {
-      images = ctx.selected(head)
+    async begin(h: VerifiedHead) {
+      head = h
+      images = ctx.selected(h)
       for (const img of images) {
         const repo = repoOf(img)
         for (const m of img.manifests) manifestDigests.add(m.digest)
@@ -115,7 +158,8 @@ export async function registryDestination(ctx: DestinationContext & {target: str
         }
         present.set(digest, have)
       })))
-      spool = await mkdtemp(path.join(os.tmpdir(), 'airlock-push-'))
+      const regular = async (p: string) => (await stat(p).catch(() => undefined))?.isFile() === true
+      if (ctx.parts && (await Promise.all(ctx.parts.map(regular))).every(Boolean)) archive = await MultiFile.open(ctx.parts).catch(() => undefined)
     },
     async blob(digest, size, data) {
       if (failed) throw failed
@@ -131,8 +175,22 @@ export async function registryDestination(ctx: DestinationContext & {target: str
         pushed.existing += rs.length
         return
       }
-      const file = path.join(spool, hexOf(digest))
-      await pipeline(Readable.from(data), createWriteStream(file))
+      const name = `blobs/sha256/${hexOf(digest)}`
+      const at = archive ? head?.locations.get(name) : undefined
+      let open: () => Readable
+      let file: string | undefined
+      if (archive && at && at.size === size) {
+        // The reader verifies the blob as it is read through; the upload reads it again.
+        for await (const _ of data) { /* verified */ }
+        const a = archive
+        open = () => Readable.from(a.verifiedRange(at.offset, size, digest, name), {objectMode: false})
+      } else {
+        spool ||= await mkdtemp(path.join(os.tmpdir(), 'airlock-push-'))
+        const f = path.join(spool, hexOf(digest))
+        file = f
+        await pipeline(Readable.from(data), createWriteStream(f))
+        open = () => createReadStream(f)
+      }
       // Bound the backlog: no more spooled-but-unsent blobs than the pool can work on.
       while (inflight.size > limit.concurrency * 2) {
         // eslint-disable-next-line no-await-in-loop
@@ -140,55 +198,33 @@ export async function registryDestination(ctx: DestinationContext & {target: str
       }
       const task: Promise<void> = limit(async () => {
         try {
-          await pushBlob(digest, size, file)
+          await pushBlob(digest, size, open)
           ctx.progress.advance(size)
         } catch (error) {
           failed ??= error
           throw error
         } finally {
-          await rm(file, {force: true})
+          if (file) await rm(file, {force: true})
         }
       }).catch(() => {}).finally(() => inflight.delete(task))
       inflight.add(task)
       uploads.push(task)
     },
     async commit() {
-      await Promise.all(uploads)
-      if (failed) throw failed
-      // Blobs a differential bundle left out: mount them from the repository that has them.
-      for (const digest of external) {
-        const have = [...(present.get(digest) ?? [])]
-        for (const repo of repos.get(digest) ?? []) {
-          if (have.includes(repo)) continue
-          // eslint-disable-next-line no-await-in-loop
-          await client.putBlob(repo, digest, 0, () => {
-            throw new AirlockError('install.mount_failed', `${t.host}: cannot mount ${digest} into ${repo} from ${have[0]} (the registry refused a cross-repository mount)`)
-          }, {mountFrom: have[0]})
-        }
+      try {
+        await commitImages()
+      } finally {
+        await archive?.close()
+        archive = undefined
       }
-      // manifests after their blobs, indexes after their manifests, tags last
-      for (const img of images) {
-        const repo = repoOf(img)
-        for (const m of img.manifests) {
-          if (m.digest === img.digest) continue
-          // eslint-disable-next-line no-await-in-loop
-          await client.putManifest(repo, m.digest, manifestBytes.get(m.digest)!, m.mediaType)
-        }
-      }
-      for (const img of images) {
-        const ref = targetReference(img.name, t)
-        // eslint-disable-next-line no-await-in-loop
-        const got = await client.putManifest(ref.repository, ref.tag ?? img.digest, manifestBytes.get(img.digest)!, img.mediaType)
-        if (got !== img.digest) throw new AirlockError('install.registry_digest', `${formatReference(ref)}: registry stored ${got}, expected ${img.digest}`)
-        ctx.progress.note(`  pushed ${formatReference(ref)}  ${img.digest}`)
-      }
-      await rm(spool, {recursive: true, force: true})
     },
     async abort(error) {
       failed ??= error
       limit.clearQueue()
       await Promise.all(uploads)
       if (spool) await rm(spool, {recursive: true, force: true})
+      await archive?.close()
+      archive = undefined
     },
     async missing(digests: string[]): Promise<string[]> {
       // Present in one of the repositories is enough: commit() mounts it into the others. Blobs
