@@ -4,10 +4,11 @@ import {AirlockError} from '../core/errors.js'
 import {trustedKeyPaths} from '../sign/keys.js'
 import {usePgpCodeCache} from '../sign/pgp.js'
 import {startEarlyAt} from '../verify/early.js'
-
-export {startEarly} from '../verify/early.js'
 import {verifyArchive, verifyLines} from '../verify/verify.js'
 import {errorJson, writeErrorText} from './report.js'
+
+/** For bin/run.js, when the command line is left to oclif. */
+export {startEarly} from '../verify/early.js'
 
 /**
  * `airlock verify` without the CLI framework. Loading oclif (its config, plugins and command

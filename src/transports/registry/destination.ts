@@ -8,7 +8,7 @@ import {pipeline} from 'node:stream/promises'
 import pLimit from 'p-limit'
 
 import {AirlockError} from '../../core/errors.js'
-import {hexOf} from '../../core/model.js'
+import {blobPath, hexOf} from '../../core/model.js'
 import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
 import {parseReference, formatReference, Reference} from '../../spec/reference.js'
 import type {VerifiedHead} from '../archive/reader.js'
@@ -175,7 +175,7 @@ export async function registryDestination(ctx: DestinationContext & {target: str
         pushed.existing += rs.length
         return
       }
-      const name = `blobs/sha256/${hexOf(digest)}`
+      const name = blobPath(digest)
       const at = archive ? head?.locations.get(name) : undefined
       let open: () => Readable
       let file: string | undefined
@@ -191,7 +191,7 @@ export async function registryDestination(ctx: DestinationContext & {target: str
         await pipeline(Readable.from(data), createWriteStream(f))
         open = () => createReadStream(f)
       }
-      // Bound the backlog: no more spooled-but-unsent blobs than the pool can work on.
+      // Bound the backlog: no more verified-but-unsent blobs than the pool can work on.
       while (inflight.size > limit.concurrency * 2) {
         // eslint-disable-next-line no-await-in-loop
         await Promise.race(inflight)
