@@ -16,6 +16,7 @@ import * as openpgp from 'openpgp'
 
 import {VerifyError} from '../src/core/errors.js'
 import {generateKeyPair} from '../src/sign/keys.js'
+import {HASH_CHUNK} from '../src/transports/archive/hash-pool.js'
 import {readArchive} from '../src/transports/archive/reader.js'
 import {BLOCK, paddingFor} from '../src/transports/archive/tar.js'
 import {archiveArgument} from '../src/verify/early.js'
@@ -125,10 +126,11 @@ describe('plain verify on several threads agrees with the sequential reader', {t
     pubFile = path.join(dir, 'pub.asc')
     await writeFile(pubFile, kp.publicKeyArmored)
     const key = await openpgp.readPrivateKey({armoredKey: kp.privateKeyArmored})
-    // Layers bigger than one read (128 KiB) and than several, a small one, an empty one.
+    // Layers of several reads (HASH_CHUNK), of exactly one, of less than one, a small one, an empty one.
+    assert.equal(HASH_CHUNK, 1_048_576, 'the layer sizes below are chosen around one read')
     const images = [
-      {name: 'parallel.test/a:1', layers: [randomLayer(1_300_000), randomLayer(700), Buffer.alloc(0)]},
-      {name: 'parallel.test/b:1', layers: [randomLayer(600_000), randomLayer(262_144), randomLayer(3000)]},
+      {name: 'parallel.test/a:1', layers: [randomLayer(2_700_000), randomLayer(700), Buffer.alloc(0)]},
+      {name: 'parallel.test/b:1', layers: [randomLayer(600_000), randomLayer(1_048_576), randomLayer(3000)]},
     ]
     validFile = path.join(dir, 'valid.tar')
     await syntheticArchive(path.join(dir, 'blobs'), validFile, images, {key})
