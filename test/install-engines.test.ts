@@ -10,12 +10,13 @@
  */
 import assert from 'node:assert/strict'
 import {execFile} from 'node:child_process'
-import {createHash} from 'node:crypto'
+import {createHash, randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {promisify} from 'node:util'
+import {gzipSync} from 'node:zlib'
 import {after, before, describe, it} from 'node:test'
 
 import type * as openpgp from 'openpgp'
@@ -30,8 +31,11 @@ import {AirlockMetadata, FORMAT_VERSION, ImageRecord} from '../src/transports/ar
 import {BlobFile, writeArchive} from '../src/transports/archive/writer.js'
 import {containerdDestination} from '../src/transports/containerd/destination.js'
 import {dockerDestination} from '../src/transports/docker-daemon/destination.js'
+import {InflatedSizeError} from '../src/install/tarstream.js'
+import {installArchive} from '../src/install/install.js'
 import {podmanDestination} from '../src/transports/podman/destination.js'
 import {randomLayer, splitTar, syntheticArchive} from './helpers/archive.js'
+import {layerTar} from './helpers/images.js'
 import {Testbed, testbed} from './helpers/testbed.js'
 
 const execFileP = promisify(execFile)
@@ -65,11 +69,11 @@ async function install(dest: Destination, archive: string) {
   return dest.confirm()
 }
 
-async function expectTamperRefused(dest: () => Promise<Destination>, list: () => Promise<string>, extra?: () => Promise<void>) {
+async function expectTamperRefused(dest: (file: string) => Promise<Destination>, list: () => Promise<string>, extra?: () => Promise<void>) {
   for (const t of tampered) {
     const before = await list()
     // eslint-disable-next-line no-await-in-loop
-    const d = await dest()
+    const d = await dest(t.file)
     await assert.rejects(install(d, t.file), (e: unknown) => {
       assert.ok(e instanceof VerifyError, `${t.label}: expected a VerifyError, got ${e}`)
       assert.match(e.entry ?? '', t.entry, `${t.label}: ${e.message}`)
@@ -220,7 +224,17 @@ describe('install --to docker (Engine API over the unix socket)', () => {
   it('loads a docker-schema2 image, an OCI image and an OCI index; confirm() checks the image IDs; they run', async () => {
     await clean()
     const notes: string[] = []
-    const got = await install(await dockerDestination({...ctxFor(notes), host: tb.dockerHost}), good)
+    // With the archive's path (as install gives it), gzip layers are sent inflated.
+    const dest = await dockerDestination({...ctxFor(notes), parts: [good], host: tb.dockerHost})
+    const got = await install(dest, good)
+    // Only the docker manifests' configs and layers go to the classic store: not the manifests,
+    // not the other platform of the multi-platform image.
+    const dockerManifests = meta.images.map((i) => i.manifests.find((m) => m.digest === i.dockerManifest)!)
+    const layers = new Set(dockerManifests.flatMap((m) => m.layers))
+    const sent = new Set(dockerManifests.flatMap((m) => [m.config, ...m.layers]))
+    const all = new Set(meta.images.flatMap((i) => i.blobs.map((b) => b.digest)))
+    assert.ok(all.size - sent.size >= 6, `${all.size} blobs, ${sent.size} for docker`)
+    assert.deepEqual(dest.stats, {inflated: layers.size, asIs: 0, skipped: all.size - sent.size})
     assert.deepEqual(got.map((g) => g.name), [names.a, names.b, names.multi])
     for (const [i, img] of meta.images.entries()) {
       assert.equal(got[i].confirmed, configOf(img))
@@ -235,9 +249,55 @@ describe('install --to docker (Engine API over the unix socket)', () => {
     assert.equal(inspect[0].Id, configOf(meta.images[0]))
   })
 
-  it('a tampered archive fails with a VerifyError naming the entry and loads nothing', async () => {
+  it('loads the same with gzip layers sent as they are (AIRLOCK_DOCKER_LAYERS=gzip, or no archive path)', async () => {
+    for (const opts of [{parts: [good], inflate: false}, {}]) {
+      await clean()
+      const dest = await dockerDestination({...ctxFor([]), ...opts, host: tb.dockerHost})
+      const got = await install(dest, good)
+      assert.deepEqual(got.map((g) => g.confirmed), meta.images.map(configOf))
+      assert.equal(dest.stats.inflated, 0)
+      assert.ok(dest.stats.asIs > 0)
+    }
+    assert.equal((await sh(DOCKER, ['run', '--rm', '--network', 'none', names.a])).trim(), 'hello from app-a')
+  })
+
+  it('a tampered archive fails with a VerifyError naming the entry and loads nothing (layers inflated, and as they are)', async () => {
     await clean()
+    await expectTamperRefused((file) => dockerDestination({...ctxFor([]), parts: [file], host: tb.dockerHost}), list)
     await expectTamperRefused(() => dockerDestination({...ctxFor([]), host: tb.dockerHost}), list)
+  })
+
+  it('a layer of two gzip members (its trailer gives only the last one\'s size): the inflated load is aborted, nothing loaded, and install loads again with the layer as it is', async () => {
+    const name = `${tb.registries.open}/airlock-engines-${RUN}/two-members:1`
+    const tarA = layerTar({files: {'etc/one.txt': randomBytes(40_000).toString('hex'), 'etc/two.txt': 'two\n'}})
+    const tarB = layerTar({files: {'srv/data.bin': randomBytes(30_000)}})
+    const half = 512 * 40
+    const twoMembers = Buffer.concat([gzipSync(tarA.subarray(0, half)), gzipSync(tarA.subarray(half))])
+    const archive = path.join(dir, 'two-members.tar')
+    await syntheticArchive(path.join(dir, 'two-members'), archive, [{
+      name, layers: [twoMembers, gzipSync(tarB)], diffIds: [tarA, tarB].map(sha), layerMediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    }], {key: signKey})
+    try {
+      const before = await list()
+      const dest = await dockerDestination({...ctxFor([]), parts: [archive], host: tb.dockerHost})
+      await assert.rejects(install(dest, archive), (e: unknown) => {
+        assert.ok(e instanceof InflatedSizeError, String(e))
+        assert.match(e.message, /inflates to more than \d+ bytes/)
+        return true
+      })
+      assert.equal(await list(), before, 'the aborted load left an image behind')
+
+      const notes: string[] = []
+      const r = await installArchive({
+        archive, keys: [path.join(dir, 'k.pub.asc')], to: 'docker', stateFile: path.join(dir, 'state-two.json'),
+        progress: {begin() {}, advance() {}, note: (m) => notes.push(m), end() {}},
+      })
+      const m = (await readArchive([archive], {trustedKeys})).head.metadata.images[0]
+      assert.deepEqual(r.images.map((i) => i.confirmed), [configOf(m)])
+      assert.match(notes.join('\n'), /loading again with gzip layers as they are/)
+    } finally {
+      await sh(DOCKER, ['rmi', '-f', name]).catch(() => '')
+    }
   })
 
   it('a load the daemon refuses fails with the daemon\'s reason and the image name', async () => {

@@ -27,6 +27,8 @@ class TtyProgress implements Progress {
   private total = 0
   begin(totalBytes: number, label: string): void {
     this.total = totalBytes
+    this.done = 0
+    this.started = Date.now()
     this.bar = new cliProgress.SingleBar({
       format: `${label} [{bar}] {percentage}% | {done}/{size} | {rate}/s | ETA {eta_formatted}`,
       hideCursor: true,

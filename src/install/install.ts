@@ -14,7 +14,7 @@ import {checkDowngrade, defaultStateFile, readState, recordInstall} from './stat
 import {sha256Hex} from '../core/digest.js'
 import type {Destination, DestinationContext, InstalledImage} from './types.js'
 import {requireBaseOnTarget, withBaseArchive} from './differential.js'
-import {blobsOf} from './tarstream.js'
+import {blobsOf, InflatedSizeError} from './tarstream.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 
 export interface InstallOptions {
@@ -78,7 +78,7 @@ export function selectImages(images: ImageRecord[], only?: string[]): ImageRecor
   return images.filter((i) => out.has(i))
 }
 
-async function destinationFor(kind: TargetKind, opts: InstallOptions, ctx: DestinationContext): Promise<Destination> {
+async function destinationFor(kind: TargetKind, opts: InstallOptions, ctx: DestinationContext, retry: {inflate?: boolean} = {}): Promise<Destination> {
   switch (kind) {
     case 'oci':
       return ociDestination({...ctx, dir: opts.to.slice(4)})
@@ -86,7 +86,7 @@ async function destinationFor(kind: TargetKind, opts: InstallOptions, ctx: Desti
       return registryDestination({...ctx, target: opts.to, insecure: opts.insecure, caFile: opts.caFile, registryConfig: opts.registryConfig, jobs: opts.jobs, retries: opts.retries, retryBaseDelayMs: opts.retryBaseDelayMs})
     case 'docker': {
       const m = await import('../transports/docker-daemon/destination.js')
-      return m.dockerDestination({...ctx})
+      return m.dockerDestination({...ctx, ...retry})
     }
     case 'podman': {
       const m = await import('../transports/podman/destination.js')
@@ -148,17 +148,31 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
       blobs: r.blobs, bytes: r.bytes,
     }
   }
-  const target = await destinationFor(kind, opts, ctx)
-  // Differential bundles: blobs left out come from --base, or must already be on the target.
-  const dest = opts.base
-    ? withBaseArchive(target, () => selected, {parts: await resolveArchiveParts(opts.base), trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
-    : requireBaseOnTarget(target, () => selected)
-  let r
-  try {
-    r = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest})
-  } finally {
-    progress.end()
+  const basePartsP = opts.base ? resolveArchiveParts(opts.base) : undefined
+  const pass = async (retry: {inflate?: boolean}) => {
+    const target = await destinationFor(kind, opts, ctx, retry)
+    // Differential bundles: blobs left out come from --base, or must already be on the target.
+    const dest = basePartsP
+      ? withBaseArchive(target, () => selected, {parts: await basePartsP, trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
+      : requireBaseOnTarget(target, () => selected)
+    try {
+      return {dest, r: await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest})}
+    } finally {
+      progress.end()
+    }
   }
+  let done
+  try {
+    done = await pass({})
+  } catch (error) {
+    // docker: a layer sent inflated did not match the size its gzip trailer gave. Nothing was
+    // loaded (the load was aborted); load again with the layers as they are.
+    if (!(error instanceof InflatedSizeError)) throw error
+    progress.note(`  ${error.message}; loading again with gzip layers as they are`)
+    selected = []
+    done = await pass({inflate: false})
+  }
+  const {dest, r} = done
   const images = await dest.confirm()
   if (images.length !== selected.length) throw new AirlockError('install.confirm_failed', `target confirmed ${images.length} of ${selected.length} images`)
   const sums = r.head.raw.get(ENTRY.CHECKSUMS)

@@ -1,15 +1,34 @@
-import {PassThrough} from 'node:stream'
+import {PassThrough, Readable} from 'node:stream'
+import {createGunzip} from 'node:zlib'
 
 import {blobPath} from '../core/model.js'
 import type {VerifiedHead} from '../transports/archive/reader.js'
 import {buildDockerManifestJson, buildIndexJson, ENTRY, ImageRecord, OCI_LAYOUT_CONTENT} from '../transports/archive/metadata.js'
 import {BLOCK, encodeHeader, paddingFor} from '../transports/archive/tar.js'
+import {AirlockError} from '../core/errors.js'
 
 const ZERO = Buffer.alloc(BLOCK * 2)
+const INFLATE_CHUNK = 1024 * 1024
+
+/**
+ * A gzip layer inflated into the stream did not come out at the size its gzip trailer announced
+ * (several gzip members, or 4 GiB or more): the entry header is already out, so the load must be
+ * aborted and done again with the layer as it is.
+ */
+export class InflatedSizeError extends AirlockError {
+  constructor(readonly digest: string, message: string) {
+    super('install.inflated_size', message)
+  }
+}
 
 /** The set of blob digests the given images need. */
 export function blobsOf(images: ImageRecord[]): Set<string> {
   return new Set(images.flatMap((i) => i.blobs.map((b) => b.digest)))
+}
+
+/** The blobs a docker archive of these images needs: the config and layers of each docker manifest. */
+export function dockerBlobsOf(images: ImageRecord[]): Set<string> {
+  return new Set(images.flatMap((img) => img.manifests.filter((m) => m.digest === img.dockerManifest).flatMap((m) => [m.config, ...m.layers])))
 }
 
 /**
@@ -43,10 +62,17 @@ export class VerifiedTarStream {
     if (pad) await this.write(ZERO.subarray(0, pad))
   }
 
-  async begin(_head: VerifiedHead, images: ImageRecord[], opts: {dockerManifest?: boolean} = {}): Promise<void> {
-    this.wanted = blobsOf(images)
-    await this.entry(ENTRY.OCI_LAYOUT, OCI_LAYOUT_CONTENT)
-    await this.entry(ENTRY.INDEX, buildIndexJson(images))
+  /**
+   * `ociLayout: false` leaves out oci-layout and index.json, and every blob but the configs and
+   * layers that manifest.json names: a plain docker archive, for a loader that reads only
+   * manifest.json (and may be sent inflated layers, whose content no longer matches the digests).
+   */
+  async begin(_head: VerifiedHead, images: ImageRecord[], opts: {dockerManifest?: boolean; ociLayout?: boolean} = {}): Promise<void> {
+    this.wanted = opts.ociLayout === false ? dockerBlobsOf(images) : blobsOf(images)
+    if (opts.ociLayout !== false) {
+      await this.entry(ENTRY.OCI_LAYOUT, OCI_LAYOUT_CONTENT)
+      await this.entry(ENTRY.INDEX, buildIndexJson(images))
+    }
     if (opts.dockerManifest !== false) await this.entry(ENTRY.DOCKER_MANIFEST, buildDockerManifestJson(images))
   }
 
@@ -59,6 +85,56 @@ export class VerifiedTarStream {
     await this.write(encodeHeader(blobPath(digest), size, 0))
     for await (const chunk of data) await this.write(chunk)
     const pad = paddingFor(size)
+    if (pad) await this.write(ZERO.subarray(0, pad))
+  }
+
+  /**
+   * A verified gzip blob, inflated on the way, as an entry of `untrustedInflatedSize` bytes (the
+   * size read from the gzip trailer before the entry began). If the inflated bytes come out at
+   * any other count, this throws InflatedSizeError as soon as that is known; the stream is then
+   * unusable (the header announced the wrong size) and the load must be aborted.
+   */
+  async inflatedBlob(digest: string, untrustedInflatedSize: number, data: AsyncIterable<Buffer>): Promise<void> {
+    if (!this.wanted.has(digest)) return
+    const declared = untrustedInflatedSize
+    const mismatch = (what: string) => new InflatedSizeError(digest, `layer ${digest} ${what}, not to the ${declared} bytes its gzip trailer gives (several gzip members, or 4 GiB or more)`)
+    await this.write(encodeHeader(blobPath(digest), declared, 0))
+    const source = Readable.from(data, {objectMode: false})
+    const gunzip = createGunzip({chunkSize: INFLATE_CHUNK})
+    source.on('error', (e) => gunzip.destroy(e))
+    source.pipe(gunzip)
+    let n = 0
+    let failure: InflatedSizeError | undefined
+    try {
+      try {
+        for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+          n += chunk.length
+          if (n > declared) {
+            failure = mismatch(`inflates to more than ${declared} bytes`)
+            break
+          }
+          await this.write(chunk)
+        }
+      } catch (error) {
+        // A verification error of the source comes through gunzip: report it as it is.
+        if (source.errored) throw source.errored
+        const code = (error as NodeJS.ErrnoException).code
+        if (typeof code !== 'string' || !code.startsWith('Z_')) throw error
+        failure = new InflatedSizeError(digest, `layer ${digest} cannot be inflated here (${(error as Error).message})`)
+      }
+      if (!failure && n !== declared) failure = mismatch(`inflates to ${n} bytes`)
+      if (failure) {
+        // Let the blob finish verifying first: a tampered layer is reported as tampered, and
+        // is not loaded a second time.
+        source.unpipe(gunzip)
+        gunzip.destroy()
+        for await (const _ of source) { /* hashed by the reader as it goes */ }
+        throw failure
+      }
+    } finally {
+      source.destroy()
+    }
+    const pad = paddingFor(declared)
     if (pad) await this.write(ZERO.subarray(0, pad))
   }
 

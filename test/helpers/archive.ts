@@ -15,6 +15,10 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 export interface SyntheticImage {
   name: string
   layers: Buffer[]
+  /** The config's rootfs.diff_ids (default: the sha256 of each layer as it is, i.e. uncompressed layers). */
+  diffIds?: string[]
+  /** Default application/vnd.oci.image.layer.v1.tar. */
+  layerMediaType?: string
 }
 
 /** Build a signed (or unsigned) archive of synthetic single-platform OCI images. */
@@ -33,10 +37,10 @@ export async function syntheticArchive(dir: string, out: string, images: Synthet
   const records: ImageRecord[] = []
   let referenced = 0
   for (const img of images) {
-    const config = Buffer.from(JSON.stringify({architecture: 'amd64', os: 'linux', rootfs: {type: 'layers', diff_ids: img.layers.map(sha)}, config: {}}))
+    const config = Buffer.from(JSON.stringify({architecture: 'amd64', os: 'linux', rootfs: {type: 'layers', diff_ids: img.diffIds ?? img.layers.map(sha)}, config: {}}))
     const configDigest = await put(config)
     const layerDescs = []
-    for (const l of img.layers) layerDescs.push({mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: await put(l), size: l.length})
+    for (const l of img.layers) layerDescs.push({mediaType: img.layerMediaType ?? 'application/vnd.oci.image.layer.v1.tar', digest: await put(l), size: l.length})
     const manifest = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: {mediaType: MediaType.OCI_CONFIG, digest: configDigest, size: config.length}, layers: layerDescs}))
     const md = await put(manifest)
     const own = [{digest: md, size: manifest.length}, {digest: configDigest, size: config.length}, ...layerDescs.map((l) => ({digest: l.digest, size: l.size}))]

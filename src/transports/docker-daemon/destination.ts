@@ -11,16 +11,69 @@
  * The socket comes from `host`, else $DOCKER_HOST (`unix:///path`), else /var/run/docker.sock.
  */
 import http from 'node:http'
+import {stat} from 'node:fs/promises'
 
 import {AirlockError, InputError} from '../../core/errors.js'
 import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
-import {VerifiedTarStream} from '../../install/tarstream.js'
+import {blobsOf, VerifiedTarStream} from '../../install/tarstream.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {dockerRepoTags, ImageRecord} from '../archive/metadata.js'
+import {MultiFile} from '../archive/multifile.js'
+import {blobPath} from '../../core/model.js'
 
 export interface DockerOptions {
   /** `unix:///path/docker.sock` (or a plain socket path). Default $DOCKER_HOST, else /var/run/docker.sock. */
   host?: string
+  /**
+   * Send gzip layers inflated (default true; AIRLOCK_DOCKER_LAYERS=gzip turns it off). dockerd's
+   * classic image store unpacks a load only after the whole body arrived, and inflates gzip
+   * there with Go's gzip on one core; inflating here instead overlaps that work with the upload.
+   * Used only with a classic store (not the containerd image store, which keeps the compressed
+   * blobs) and an archive that can be read again by offset (to take each layer's size from its
+   * gzip trailer before its tar header goes out).
+   */
+  inflate?: boolean
+}
+
+/** What decides whether a layer is sent inflated: its gzip magic and ISIZE trailer, read by offset. */
+export interface GzipProbe {
+  magic: boolean
+  /** ISIZE: the inflated size modulo 2^32, as the (not yet verified) blob claims it. */
+  untrustedIsize: number
+}
+
+const TWO_32 = 2 ** 32
+
+/**
+ * The size to announce for a gzip layer sent inflated, or undefined to send it as it is.
+ *
+ * Only layers that gzip made at least 10% smaller are worth it: inflating stored (incompressible)
+ * data costs us CPU while streaming and saves dockerd next to nothing. ISIZE is only the size
+ * modulo 4 GiB and only that of the last gzip member: it is also refused when a true size of
+ * ISIZE + 4 GiB would still mean a compression ratio of 16 or less (a layer of 4 GiB or more must
+ * not be mistaken for a small one). A wrong guess is caught while inflating (InflatedSizeError)
+ * and the load is done again with the layer as it is.
+ */
+export function inflatedSizeFor(size: number, probe: GzipProbe): number | undefined {
+  if (!probe.magic || size < 20) return undefined
+  const isize = probe.untrustedIsize
+  if (isize < size * 1.1) return undefined
+  if (isize + TWO_32 <= 16 * size) return undefined
+  return isize
+}
+
+async function probeGzip(archive: MultiFile, offset: number, size: number): Promise<GzipProbe> {
+  const head = Buffer.alloc(3)
+  const tail = Buffer.alloc(4)
+  const [a, b] = await Promise.all([archive.read(head, 0, 3, offset), archive.read(tail, 0, 4, offset + size - 4)])
+  return {magic: a.bytesRead === 3 && b.bytesRead === 4 && head[0] === 0x1f && head[1] === 0x8b && head[2] === 8, untrustedIsize: tail.readUInt32LE(0)}
+}
+
+/** True for dockerd's classic (graphdriver) image store; false for the containerd image store or when unknown. */
+export function classicImageStore(info: {Driver?: unknown; DriverStatus?: unknown}): boolean {
+  if (typeof info.Driver !== 'string' || !info.Driver) return false
+  const status = Array.isArray(info.DriverStatus) ? info.DriverStatus : []
+  return !status.some((row) => Array.isArray(row) && row.some((v) => typeof v === 'string' && v.includes('containerd.snapshotter')))
 }
 
 const CODE = 'install.docker_failed'
@@ -77,7 +130,15 @@ function errorMessage(reply: Reply): string {
   return text.trim().slice(0, 2000) || `HTTP ${reply.status}`
 }
 
-export async function dockerDestination(ctx: DestinationContext & DockerOptions): Promise<Destination> {
+export interface DockerDestination extends Destination {
+  /**
+   * Layers sent inflated, and sent as they are, in this load; blobs of the selected images not
+   * sent at all (other platforms, manifests: the classic store reads manifest.json only).
+   */
+  readonly stats: {inflated: number; asIs: number; skipped: number}
+}
+
+export async function dockerDestination(ctx: DestinationContext & DockerOptions): Promise<DockerDestination> {
   const socketPath = dockerSocketPath(ctx.host ?? process.env.DOCKER_HOST)
   const where = `Docker Engine at unix://${socketPath}`
 
@@ -98,6 +159,8 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
   })
 
   // Negotiate the API version before the archive is read (and fail early if dockerd is not there).
+  const wantInflate = ctx.inflate ?? process.env.AIRLOCK_DOCKER_LAYERS !== 'gzip'
+  const infoReply = request('GET', '/info').catch(() => undefined)
   let version: {ApiVersion?: string; Version?: string}
   try {
     const r = await request('GET', '/version')
@@ -107,9 +170,24 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
     throw new AirlockError('install.docker_unreachable', `${where} is not reachable: ${(error as Error).message}`, {cause: error})
   }
   const api = /^\d+\.\d+$/.test(version.ApiVersion ?? '') ? `/v${version.ApiVersion}` : ''
+  const info = await infoReply
+  let classic = false
+  try {
+    if (info?.status === 200) classic = classicImageStore(JSON.parse(info.body.toString('utf8')) as Record<string, unknown>)
+  } catch { /* unknown store: send layers as they are */ }
+  const regular = async (p: string) => (await stat(p).catch(() => undefined))?.isFile() ?? false
+  const canInflate = wantInflate && classic && ctx.parts !== undefined && (await Promise.all(ctx.parts.map(regular))).every(Boolean)
 
   let images: ImageRecord[] = []
   let tar: VerifiedTarStream | undefined
+  let verifiedHead: VerifiedHead | undefined
+  /** The archive read again by offset, for the gzip trailers (only when layers are sent inflated). */
+  let archive: MultiFile | undefined
+  /** Layers of the docker manifests of the selected images. */
+  let layers = new Set<string>()
+  const stats = {inflated: 0, asIs: 0, skipped: 0}
+  /** Every blob of the selected images (what the progress total counts). */
+  let selectedBlobs = new Set<string>()
   let req: http.ClientRequest | undefined
   let reply: Promise<Reply> | undefined
   /** Set when dockerd answered or the connection broke before we finished the body. */
@@ -139,8 +217,13 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
 
   return {
     kind: 'docker',
+    stats,
     async begin(head: VerifiedHead) {
       images = ctx.selected(head)
+      verifiedHead = head
+      selectedBlobs = blobsOf(images)
+      layers = new Set(images.flatMap((img) => img.manifests.filter((m) => m.digest === img.dockerManifest).flatMap((m) => m.layers)))
+      if (canInflate) archive = await MultiFile.open(ctx.parts!).catch(() => undefined)
       tar = new VerifiedTarStream()
       const stream = tar.stream
       reply = new Promise<Reply>((resolve, reject) => {
@@ -176,16 +259,28 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
       // fail() destroys the stream with the cause; that error is reported by readArchive, not here.
       stream.on('error', () => {})
       stream.pipe(req!)
-      await guard(() => tar!.begin(head, images))
+      // dockerd's classic store reads manifest.json only: the OCI layout, the manifests and other
+      // platforms' blobs are left out (and layers may be sent inflated).
+      await guard(() => tar!.begin(head, images, {ociLayout: !classic}))
     },
     async blob(digest, size, data) {
-      if (!tar?.wants(digest)) return
-      await guard(() => tar!.blob(digest, size, data))
+      if (!tar?.wants(digest)) {
+        if (selectedBlobs.has(digest)) {
+          stats.skipped++
+          ctx.progress.advance(size)
+        }
+        return
+      }
+      const at = archive && layers.has(digest) ? verifiedHead?.locations.get(blobPath(digest)) : undefined
+      const inflated = at && at.size === size ? inflatedSizeFor(size, await probeGzip(archive!, at.offset, size)) : undefined
+      if (layers.has(digest)) stats[inflated === undefined ? 'asIs' : 'inflated']++
+      await guard(() => inflated === undefined ? tar!.blob(digest, size, data) : tar!.inflatedBlob(digest, inflated, data))
       ctx.progress.advance(size)
     },
     async commit() {
       if (early) throw early
       finishing = true
+      await archive?.close()
       await guard(() => tar!.finish())
       let r: Reply
       try {
@@ -200,6 +295,7 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
     },
     async abort(error: unknown) {
       aborted = true
+      await archive?.close().catch(() => {})
       // Break the connection first: dockerd must see a body without its end and load nothing.
       req?.socket?.destroy()
       req?.destroy()
