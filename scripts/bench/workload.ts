@@ -6,7 +6,9 @@
  *
  * Layer content is deterministic pseudo-random data (AES-CTR keystream, seeded by the layer
  * name), gzip level 1: incompressible, fast to generate, and identical on every run, so a
- * rerun pushes nothing new to the registry.
+ * rerun pushes nothing new to the registry. The `text` variant fills the files with words drawn
+ * from the same keystream (gzip level 6, about 2.5:1, like source trees, docs and scripts), for
+ * the measurements where compression matters (install → docker).
  */
 import {execFile} from 'node:child_process'
 import {createCipheriv, createHash} from 'node:crypto'
@@ -40,13 +42,37 @@ function keystream(seed: string) {
   return createCipheriv('aes-256-ctr', key, Buffer.alloc(16))
 }
 
-/** A gzip (level 1) layer holding `files` regular files of `size/files` random bytes each. */
-async function makeLayer(blobDir: string, seed: string, size: number, files = 4): Promise<Layer> {
+/** Words of 2–9 letters from the keystream, skewed so that a few are frequent (as in text). */
+function textFiller(seed: string): (n: number) => Buffer {
+  const ks = keystream(`${seed}/text`)
+  const letters = ks.update(Buffer.alloc(4096 * 10))
+  const words: Buffer[] = []
+  for (let i = 0; i < 4096; i++) {
+    const len = 2 + (letters[i * 10] % 8)
+    words.push(Buffer.from(Array.from(letters.subarray(i * 10 + 1, i * 10 + 1 + len), (b) => 97 + (b % 26)).concat(i % 13 === 0 ? [10] : [32])))
+  }
+  return (n: number) => {
+    const out = Buffer.allocUnsafe(n)
+    const picks = ks.update(Buffer.alloc(Math.ceil(n / 2) * 2))
+    let o = 0
+    for (let i = 0; o < n; i += 2) {
+      const r = picks.readUInt16LE(i % (picks.length - 1))
+      o += words[(r * r) >>> 20].copy(out, o)
+    }
+    return out
+  }
+}
+
+/**
+ * A gzip layer holding `files` regular files of `size/files` bytes each: random bytes at gzip
+ * level 1 (incompressible), or `text` at level 6.
+ */
+async function makeLayer(blobDir: string, seed: string, size: number, files = 4, text = false): Promise<Layer> {
   const tmp = path.join(blobDir, `.tmp-${seed.replace(/[^a-z0-9]/gi, '_')}`)
   const diff = createHash('sha256')
   const comp = createHash('sha256')
   let csize = 0
-  const gz = createGzip({level: 1, chunkSize: MB})
+  const gz = createGzip({level: text ? 6 : 1, chunkSize: MB})
   const out = createWriteStream(tmp)
   gz.on('data', (c: Buffer) => { comp.update(c); csize += c.length })
   gz.pipe(out)
@@ -57,13 +83,14 @@ async function makeLayer(blobDir: string, seed: string, size: number, files = 4)
   }
   const ks = keystream(seed)
   const zero = Buffer.alloc(MB)
+  const fill = text ? textFiller(seed) : (n: number) => ks.update(zero.subarray(0, n))
   const per = Math.floor(size / files)
   for (let f = 0; f < files; f++) {
-    await write(encodeHeader(`data/${seed}-${f}.bin`, per, EPOCH))
+    await write(encodeHeader(`data/${seed}-${f}.${text ? 'txt' : 'bin'}`, per, EPOCH))
     let left = per
     while (left > 0) {
       const n = Math.min(left, MB)
-      await write(ks.update(zero.subarray(0, n)))
+      await write(fill(n))
       left -= n
     }
     const pad = paddingFor(per)
@@ -87,21 +114,22 @@ async function putBlob(blobDir: string, data: Buffer): Promise<{digest: string; 
  * Generate the workload (sizes scale with `mb`, the approximate unique compressed size in MB)
  * into an OCI layout at `dir` and push every image to `registry/bench/NAME/app-N:1`.
  */
-export async function generateWorkload(dir: string, name: string, mb: number, registry: string, log: (s: string) => void): Promise<Workload> {
+export async function generateWorkload(dir: string, name: string, mb: number, registry: string, log: (s: string) => void, opts: {text?: boolean} = {}): Promise<Workload> {
   // Split of the unique bytes: base 10%, 2 runtimes 25% (12.5% each), 8 apps 65% (8.125% each).
   const blobDir = path.join(dir, 'blobs', 'sha256')
   await mkdir(blobDir, {recursive: true})
   const t0 = Date.now()
   const sz = (f: number) => Math.max(1, Math.round(mb * f)) * MB
-  const base = [await makeLayer(blobDir, `${name}-base-0`, sz(0.06)), await makeLayer(blobDir, `${name}-base-1`, sz(0.04))]
-  const mids = [await makeLayer(blobDir, `${name}-runtime-a`, sz(0.125)), await makeLayer(blobDir, `${name}-runtime-b`, sz(0.125))]
+  const layer = (seed: string, size: number) => makeLayer(blobDir, seed, size, 4, opts.text)
+  const base = [await layer(`${name}-base-0`, sz(0.06)), await layer(`${name}-base-1`, sz(0.04))]
+  const mids = [await layer(`${name}-runtime-a`, sz(0.125)), await layer(`${name}-runtime-b`, sz(0.125))]
   const index: {schemaVersion: 2; mediaType: string; manifests: unknown[]} = {schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: []}
   const refs: string[] = []
   const unique = new Map<string, number>()
   let referenced = 0
   for (const l of [...base, ...mids]) unique.set(l.digest, l.size)
   for (let i = 0; i < 8; i++) {
-    const app = await makeLayer(blobDir, `${name}-app-${i}`, sz(0.08125))
+    const app = await layer(`${name}-app-${i}`, sz(0.08125))
     unique.set(app.digest, app.size)
     const layers = [...base, mids[i % 2], app]
     const config = Buffer.from(JSON.stringify({
