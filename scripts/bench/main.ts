@@ -156,8 +156,8 @@ interface Result {
   dockerLoad?: Measured
 }
 
-async function benchWorkload(work: string, w: Workload, key: {priv: string; pub: string}, withDocker: boolean): Promise<Result> {
-  log(`  measuring ${w.name} (${(w.uniqueBytes / 1e6).toFixed(0)} MB unique)`)
+/** The work dir of a workload and its bundle.yaml (all its images); names it in "All runs". */
+async function workloadDir(work: string, w: Workload): Promise<{dir: string; spec: string; archive: string}> {
   workloadName = w.name
   const dir = path.join(work, w.name)
   await mkdir(dir, {recursive: true})
@@ -166,7 +166,12 @@ async function benchWorkload(work: string, w: Workload, key: {priv: string; pub:
     'apiVersion: airlock/v1', 'kind: Bundle', 'metadata:', `  name: bench-${w.name}`, '  version: 1.0.0',
     'platforms: [linux/amd64]', 'images:', ...w.refs.map((r) => `  - ${r}`), 'registries:', `  ${SRC}:`, '    insecure: true', '',
   ].join('\n'))
-  const archive = path.join(dir, 'bundle.tar')
+  return {dir, spec, archive: path.join(dir, 'bundle.tar')}
+}
+
+async function benchWorkload(work: string, w: Workload, key: {priv: string; pub: string}, withDocker: boolean): Promise<Result> {
+  log(`  measuring ${w.name} (${(w.uniqueBytes / 1e6).toFixed(0)} MB unique)`)
+  const {dir, spec, archive} = await workloadDir(work, w)
   const ociDir = path.join(dir, 'skopeo-oci')
 
   // 1. create vs skopeo → one OCI dir vs docker save
@@ -251,15 +256,7 @@ async function benchTextDocker(work: string, key: {priv: string; pub: string}): 
   const w = await generateWorkload(path.join(work, 'layouts-text'), `t${TEXT_MB}`, TEXT_MB, SRC, log, {text: true})
   await rm(path.join(work, 'layouts-text'), {recursive: true, force: true})
   log(`  measuring ${w.name} (text layers, install → docker only)`)
-  workloadName = w.name
-  const dir = path.join(work, w.name)
-  await mkdir(dir, {recursive: true})
-  const spec = path.join(dir, 'bundle.yaml')
-  await writeFile(spec, [
-    'apiVersion: airlock/v1', 'kind: Bundle', 'metadata:', `  name: bench-${w.name}`, '  version: 1.0.0',
-    'platforms: [linux/amd64]', 'images:', ...w.refs.map((r) => `  - ${r}`), 'registries:', `  ${SRC}:`, '    insecure: true', '',
-  ].join('\n'))
-  const archive = path.join(dir, 'bundle.tar')
+  const {dir, spec, archive} = await workloadDir(work, w)
   await sh('node', [RUN_JS, 'create', spec, '-o', archive, '--sign-key', key.priv])
   const saveTar = path.join(dir, 'docker-save.tar')
   log('    pulling the images into dockerd and saving them (not timed)')

@@ -8,6 +8,11 @@
  * abort() destroys the request socket and the stream: dockerd sees a body that breaks off
  * without its terminating chunk and loads nothing.
  *
+ * With dockerd's classic image store (GET /info), the body is a plain docker archive: manifest.json
+ * plus the configs and layers it names, and gzip layers that compress well are sent inflated (see
+ * inflatedSizeFor). With the containerd image store, or when /info does not say, it is the full
+ * OCI layout plus manifest.json, every blob as it is.
+ *
  * The socket comes from `host`, else $DOCKER_HOST (`unix:///path`), else /var/run/docker.sock.
  */
 import http from 'node:http'
