@@ -1,10 +1,10 @@
 /**
  * `npm run bench`: airlock against skopeo, docker save/load and openssl on the same workload,
- * side by side in the same run; median of BENCH_RUNS (default 3) runs each. Writes
+ * side by side in the same run; median of BENCH_RUNS (default 5) runs each. Writes
  * docs/benchmarks.md and prints it. Expects the testbed to be up (scripts/bench.sh does that)
  * and dist/ to be built.
  *
- * Env: BENCH_RUNS (3), BENCH_VERIFY_RUNS (7), BENCH_DOCKER_RUNS (5), BENCH_MB (main workload,
+ * Env: BENCH_RUNS (5), BENCH_VERIFY_RUNS (7), BENCH_DOCKER_RUNS (5), BENCH_MB (main workload,
  * unique MB; default 1200), BENCH_SCALE_MB (scaling base; default 300), BENCH_SKIP_SCALING=1,
  * BENCH_SKIP_DOCKER=1, BENCH_TEXT_MB (the compressible workload for install → docker, MB of
  * layer content before gzip; default 400; 0 skips it).
@@ -26,7 +26,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const RUN_JS = path.join(ROOT, 'bin', 'run.js')
 const SRC = process.env.TESTBED_REGISTRY_OPEN ?? '127.0.0.1:5301'
 const DST = process.env.TESTBED_REGISTRY_TARGET ?? '127.0.0.1:5303'
-const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const RUNS = Number(process.env.BENCH_RUNS ?? 5)
 const VERIFY_RUNS = Number(process.env.BENCH_VERIFY_RUNS ?? Math.max(RUNS, 7))
 const DOCKER_RUNS = Number(process.env.BENCH_DOCKER_RUNS ?? Math.max(RUNS, 5))
 const MAIN_MB = Number(process.env.BENCH_MB ?? 1200)
