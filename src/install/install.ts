@@ -1,3 +1,4 @@
+import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {AirlockError, InputError} from '../core/errors.js'
@@ -121,9 +122,11 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   const noDowngrade = (head: VerifiedHead) => {
     if (!opts.allowDowngrade) checkDowngrade(state, head.metadata.bundle, stateFile, targetKey)
   }
+  // Parts that are regular files can be read again by offset (not a pipe, not a device).
+  const rereadable = (await Promise.all(parts.map(async (p) => (await stat(p).catch(() => undefined))?.isFile() === true))).every(Boolean)
   const ctx: DestinationContext = {
     progress,
-    parts,
+    ...(rereadable ? {parts} : {}),
     selected: (head: VerifiedHead) => {
       noDowngrade(head)
       const first = selected.length === 0

@@ -3,7 +3,7 @@ import {createGunzip} from 'node:zlib'
 
 import {blobPath} from '../core/model.js'
 import type {VerifiedHead} from '../transports/archive/reader.js'
-import {buildDockerManifestJson, buildIndexJson, ENTRY, ImageRecord, OCI_LAYOUT_CONTENT} from '../transports/archive/metadata.js'
+import {buildDockerManifestJson, buildIndexJson, dockerManifestOf, ENTRY, ImageRecord, OCI_LAYOUT_CONTENT} from '../transports/archive/metadata.js'
 import {BLOCK, encodeHeader, paddingFor} from '../transports/archive/tar.js'
 import {AirlockError} from '../core/errors.js'
 
@@ -28,7 +28,10 @@ export function blobsOf(images: ImageRecord[]): Set<string> {
 
 /** The blobs a docker archive of these images needs: the config and layers of each docker manifest. */
 export function dockerBlobsOf(images: ImageRecord[]): Set<string> {
-  return new Set(images.flatMap((img) => img.manifests.filter((m) => m.digest === img.dockerManifest).flatMap((m) => [m.config, ...m.layers])))
+  return new Set(images.flatMap((img) => {
+    const m = dockerManifestOf(img)
+    return [m.config, ...m.layers]
+  }))
 }
 
 /**

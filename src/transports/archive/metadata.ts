@@ -95,10 +95,16 @@ export function dockerRepoTags(name: string): string[] {
   return base.indexOf(':', lastSlash + 1) === -1 ? [] : [base]
 }
 
+/** The platform manifest of `img` that manifest.json describes (`img.dockerManifest`). */
+export function dockerManifestOf(img: ImageRecord): ManifestRecord {
+  const m = img.manifests.find((x) => x.digest === img.dockerManifest)
+  if (!m) throw new Error(`dockerManifest ${img.dockerManifest} not among manifests of ${img.name}`)
+  return m
+}
+
 export function buildDockerManifestJson(images: ImageRecord[]): Buffer {
   const entries = images.map((img) => {
-    const m = img.manifests.find((x) => x.digest === img.dockerManifest)
-    if (!m) throw new Error(`dockerManifest ${img.dockerManifest} not among manifests of ${img.name}`)
+    const m = dockerManifestOf(img)
     return {Config: blobPath(m.config), RepoTags: dockerRepoTags(img.name), Layers: m.layers.map((l) => blobPath(l))}
   })
   return stableJson(entries)

@@ -16,13 +16,12 @@
  * The socket comes from `host`, else $DOCKER_HOST (`unix:///path`), else /var/run/docker.sock.
  */
 import http from 'node:http'
-import {stat} from 'node:fs/promises'
 
 import {AirlockError, InputError} from '../../core/errors.js'
 import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
 import {blobsOf, VerifiedTarStream} from '../../install/tarstream.js'
 import type {VerifiedHead} from '../archive/reader.js'
-import {dockerRepoTags, ImageRecord} from '../archive/metadata.js'
+import {dockerManifestOf, dockerRepoTags, ImageRecord} from '../archive/metadata.js'
 import {MultiFile} from '../archive/multifile.js'
 import {blobPath} from '../../core/model.js'
 
@@ -180,8 +179,7 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
   try {
     if (info?.status === 200) classic = classicImageStore(JSON.parse(info.body.toString('utf8')) as Record<string, unknown>)
   } catch { /* unknown store: send layers as they are */ }
-  const regular = async (p: string) => (await stat(p).catch(() => undefined))?.isFile() ?? false
-  const canInflate = wantInflate && classic && ctx.parts !== undefined && (await Promise.all(ctx.parts.map(regular))).every(Boolean)
+  const canInflate = wantInflate && classic && ctx.parts !== undefined
 
   let images: ImageRecord[] = []
   let tar: VerifiedTarStream | undefined
@@ -227,7 +225,7 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
       images = ctx.selected(head)
       verifiedHead = head
       selectedBlobs = blobsOf(images)
-      layers = new Set(images.flatMap((img) => img.manifests.filter((m) => m.digest === img.dockerManifest).flatMap((m) => m.layers)))
+      layers = new Set(images.flatMap((img) => dockerManifestOf(img).layers))
       if (canInflate) archive = await MultiFile.open(ctx.parts!).catch(() => undefined)
       tar = new VerifiedTarStream()
       const stream = tar.stream

@@ -1,5 +1,5 @@
 import {createReadStream, createWriteStream} from 'node:fs'
-import {mkdtemp, rm, stat} from 'node:fs/promises'
+import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {Readable} from 'node:stream'
@@ -158,8 +158,7 @@ export async function registryDestination(ctx: DestinationContext & {target: str
         }
         present.set(digest, have)
       })))
-      const regular = async (p: string) => (await stat(p).catch(() => undefined))?.isFile() === true
-      if (ctx.parts && (await Promise.all(ctx.parts.map(regular))).every(Boolean)) archive = await MultiFile.open(ctx.parts).catch(() => undefined)
+      if (ctx.parts) archive = await MultiFile.open(ctx.parts).catch(() => undefined)
     },
     async blob(digest, size, data) {
       if (failed) throw failed
