@@ -300,6 +300,23 @@ describe('install --to docker (Engine API over the unix socket)', () => {
     }
   })
 
+  it('a layer of several MiB, whose read buffers are written straight to dockerd and read into again, loads intact', async () => {
+    // dockerd checks the layer against the config's diff_id: a buffer reused too early fails the load.
+    const name = `${tb.registries.open}/airlock-engines-${RUN}/big-layer:1`
+    const layer = layerTar({files: {'srv/big.bin': randomBytes(7 * 1024 * 1024 + 333), 'srv/small.txt': 'small\n'}})
+    const archive = path.join(dir, 'big-layer.tar')
+    await syntheticArchive(path.join(dir, 'big-layer'), archive, [{name, layers: [layer]}], {key: signKey})
+    try {
+      const dest = await dockerDestination({...ctxFor([]), parts: [archive], host: tb.dockerHost})
+      const got = await install(dest, archive)
+      const m = (await readArchive([archive], {trustedKeys})).head.metadata.images[0]
+      assert.deepEqual(got.map((g) => g.confirmed), [configOf(m)])
+      assert.deepEqual(dest.stats, {inflated: 0, asIs: 1, skipped: 1}) // the manifest is not sent
+    } finally {
+      await sh(DOCKER, ['rmi', '-f', name]).catch(() => '')
+    }
+  })
+
   it('a load the daemon refuses fails with the daemon\'s reason and the image name', async () => {
     const bad = path.join(dir, 'not-a-layer.tar')
     const name = `${tb.registries.open}/airlock-engines-${RUN}/broken:1`

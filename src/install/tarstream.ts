@@ -1,4 +1,4 @@
-import {PassThrough, Readable} from 'node:stream'
+import {PassThrough, Readable, Writable} from 'node:stream'
 import {createGunzip} from 'node:zlib'
 
 import {blobPath} from '../core/model.js'
@@ -9,6 +9,8 @@ import {AirlockError} from '../core/errors.js'
 
 const ZERO = Buffer.alloc(BLOCK * 2)
 const INFLATE_CHUNK = 1024 * 1024
+/** Bytes written and not yet passed on, beyond which a write waits (until half of them have gone). */
+const WINDOW = 4 * 1024 * 1024
 
 /**
  * A gzip layer inflated into the stream did not come out at the size its gzip trailer announced
@@ -42,20 +44,40 @@ export function dockerBlobsOf(images: ImageRecord[]): Set<string> {
  * loads nothing.
  */
 export class VerifiedTarStream {
-  readonly stream = new PassThrough({highWaterMark: 4 * 1024 * 1024})
+  /** Bytes handed to `stream` whose write has not completed yet. */
+  private inflight = 0
+  private room?: {resolve: () => void; reject: (error: Error) => void}
   private wanted = new Set<string>()
 
-  private async write(buf: Buffer): Promise<void> {
+  /**
+   * `stream` defaults to a PassThrough for the caller to pipe on. A caller may instead give the
+   * final writer itself (the HTTP request to dockerd) and `releasesChunks`: a write's callback
+   * then means its bytes have left this process, and blob chunks are handed back to the reader
+   * (see ArchiveSink.blob) to be read into again.
+   */
+  constructor(readonly stream: Writable = new PassThrough({highWaterMark: WINDOW}), private readonly releasesChunks = false) {
+    stream.once('close', () => this.wake(new Error('load stream closed by the target')))
+  }
+
+  private wake(error?: Error): void {
+    const r = this.room
+    this.room = undefined
+    if (error) r?.reject(error)
+    else r?.resolve()
+  }
+
+  /** Write `buf`, waiting only while more than WINDOW bytes are still on their way out. */
+  private async write(buf: Buffer, release?: (chunk: Buffer) => void): Promise<void> {
     if (this.stream.destroyed) throw new Error('load stream closed by the target')
-    if (!this.stream.write(buf)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => { cleanup(); resolve() }
-        const onClose = () => { cleanup(); reject(new Error('load stream closed by the target')) }
-        const cleanup = () => { this.stream.off('drain', onDrain); this.stream.off('close', onClose) }
-        this.stream.once('drain', onDrain)
-        this.stream.once('close', onClose)
-      })
-    }
+    const n = buf.length
+    this.inflight += n
+    this.stream.write(buf, (error) => {
+      this.inflight -= n
+      if (error) return this.wake(error)
+      if (release && this.releasesChunks) release(buf)
+      if (this.inflight <= WINDOW / 2) this.wake()
+    })
+    if (this.inflight > WINDOW) await new Promise<void>((resolve, reject) => { this.room = {resolve, reject} })
   }
 
   private async entry(name: string, data: Buffer): Promise<void> {
@@ -83,10 +105,10 @@ export class VerifiedTarStream {
     return this.wanted.has(digest)
   }
 
-  async blob(digest: string, size: number, data: AsyncIterable<Buffer>): Promise<void> {
+  async blob(digest: string, size: number, data: AsyncIterable<Buffer>, release?: (chunk: Buffer) => void): Promise<void> {
     if (!this.wanted.has(digest)) return
     await this.write(encodeHeader(blobPath(digest), size, 0))
-    for await (const chunk of data) await this.write(chunk)
+    for await (const chunk of data) await this.write(chunk, release)
     const pad = paddingFor(size)
     if (pad) await this.write(ZERO.subarray(0, pad))
   }

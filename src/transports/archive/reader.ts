@@ -41,7 +41,12 @@ export interface VerifiedHead {
  */
 export interface ArchiveSink {
   begin?(head: VerifiedHead): Promise<void>
-  blob?(digest: string, size: number, data: AsyncIterable<Buffer>): Promise<void>
+  /**
+   * `release`: a sink that is completely done with a chunk of `data` (its bytes have been
+   * written out and nothing refers to that memory any more) may hand it back, to be read into
+   * again; optional, and saves allocating and faulting in fresh memory for every chunk.
+   */
+  blob?(digest: string, size: number, data: AsyncIterable<Buffer>, release?: (chunk: Buffer) => void): Promise<void>
   commit?(head: VerifiedHead): Promise<void>
   abort?(error: unknown): Promise<void>
 }
@@ -245,6 +250,11 @@ async function* entryChunks(reader: ByteReader, header: TarHeader, hexWanted: st
   if (held) yield held
 }
 
+/** Hand a read chunk back to its reader, if it covers its whole buffer (a partial one shares it with what follows). */
+function recycleWhole(reader: ByteReader, b: Buffer): void {
+  if (b.byteOffset === 0 && b.length === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) reader.recycle(b.buffer)
+}
+
 /** verify without a sink, sequentially: hash here, and reuse each whole read buffer once it is hashed. */
 async function hashEntryInline(reader: ByteReader, header: TarHeader, hexWanted: string, entry: string): Promise<void> {
   const h = createHash('sha256')
@@ -255,8 +265,7 @@ async function hashEntryInline(reader: ByteReader, header: TarHeader, hexWanted:
     if (b.length === 0) fail('archive.truncated', entry, `archive is truncated inside this entry (${left} bytes missing)`)
     h.update(b)
     left -= b.length
-    // Only a chunk that covers its whole buffer is free now (a partial one shares it with what follows).
-    if (b.byteOffset === 0 && b.length === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) reader.recycle(b.buffer)
+    recycleWhole(reader, b)
   }
   const pad = paddingFor(header.size)
   if (pad) await readPadding(reader, pad, entry)
@@ -288,6 +297,7 @@ interface BlobContext {
  */
 async function readBlobsSequentially(reader: ByteReader, st: BlobState, ctx: BlobContext): Promise<void> {
   const {blobs, manifests, locations, sink} = ctx
+  const recycle = (chunk: Buffer) => recycleWhole(reader, chunk)
   for (;;) {
     // eslint-disable-next-line no-await-in-loop
     const block = await reader.readExact(BLOCK, st.index === 0 ? 'archive header' : `header of entry #${st.index + 1}`)
@@ -319,7 +329,7 @@ async function readBlobsSequentially(reader: ByteReader, st: BlobState, ctx: Blo
     } else if (sink?.blob) {
       const gen = entryChunks(reader, h, hex, h.name)
       // eslint-disable-next-line no-await-in-loop
-      await sink.blob(digest, size, gen)
+      await sink.blob(digest, size, gen, recycle)
       // A sink that skipped this blob (e.g. --only, or already on the target): still verify it.
       // eslint-disable-next-line no-await-in-loop
       for await (const _ of gen) { /* drain */ }

@@ -1,8 +1,8 @@
 /**
  * `--to docker`: the Docker Engine API over its unix socket (no docker CLI).
  *
- * begin() opens `POST /images/load?quiet=1` with a chunked application/x-tar body fed from a
- * VerifiedTarStream; verified blobs are piped into it as they arrive. dockerd unpacks the whole
+ * begin() opens `POST /images/load?quiet=1` with a chunked application/x-tar body that a
+ * VerifiedTarStream writes into directly, verified blobs as they arrive. dockerd unpacks the whole
  * body into a temporary directory and loads images only once the body has ended properly, so
  * commit() (which ends the tar and the chunked body) is the moment anything becomes visible.
  * abort() destroys the request socket and the stream: dockerd sees a body that breaks off
@@ -227,8 +227,6 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
       selectedBlobs = blobsOf(images)
       layers = new Set(images.flatMap((img) => dockerManifestOf(img).layers))
       if (canInflate) archive = await MultiFile.open(ctx.parts!).catch(() => undefined)
-      tar = new VerifiedTarStream()
-      const stream = tar.stream
       reply = new Promise<Reply>((resolve, reject) => {
         req = http.request({
           socketPath, method: 'POST', path: `${api}/images/load?quiet=1`,
@@ -259,14 +257,14 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
         })
       })
       reply.catch(() => {}) // observed in commit()/guard
-      // fail() destroys the stream with the cause; that error is reported by readArchive, not here.
-      stream.on('error', () => {})
-      stream.pipe(req!)
+      // The tar goes straight into the request: a chunk is handed back to the reader once it is
+      // out of this process (no copy, no fresh memory for every MiB).
+      tar = new VerifiedTarStream(req!, true)
       // dockerd's classic store reads manifest.json only: the OCI layout, the manifests and other
       // platforms' blobs are left out (and layers may be sent inflated).
       await guard(() => tar!.begin(head, images, {ociLayout: !classic}))
     },
-    async blob(digest, size, data) {
+    async blob(digest, size, data, release) {
       if (!tar?.wants(digest)) {
         if (selectedBlobs.has(digest)) {
           stats.skipped++
@@ -277,7 +275,7 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
       const at = archive && layers.has(digest) ? verifiedHead?.locations.get(blobPath(digest)) : undefined
       const inflated = at && at.size === size ? inflatedSizeFor(size, await probeGzip(archive!, at.offset, size)) : undefined
       if (layers.has(digest)) stats[inflated === undefined ? 'asIs' : 'inflated']++
-      await guard(() => inflated === undefined ? tar!.blob(digest, size, data) : tar!.inflatedBlob(digest, inflated, data))
+      await guard(() => inflated === undefined ? tar!.blob(digest, size, data, release) : tar!.inflatedBlob(digest, inflated, data))
       ctx.progress.advance(size)
     },
     async commit() {
