@@ -5,16 +5,18 @@
  */
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {mkdtemp} from 'node:fs/promises'
+import {mkdtemp, readFile, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {PassThrough, Writable} from 'node:stream'
 import {after, before, describe, it} from 'node:test'
 
+import {AirlockError, VerifyError} from '../src/core/errors.js'
 import {VerifiedTarStream} from '../src/install/tarstream.js'
+import {WorkerHasher} from '../src/transports/archive/hash-worker.js'
 import type {ImageRecord} from '../src/transports/archive/metadata.js'
 import {readArchive, VerifiedHead} from '../src/transports/archive/reader.js'
-import {randomLayer, syntheticArchive} from './helpers/archive.js'
+import {dataOffset, randomLayer, syntheticArchive} from './helpers/archive.js'
 
 const MB = 1024 * 1024
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
@@ -141,4 +143,118 @@ describe('readArchive: buffers released by a sink are read into again, and only 
     assert.ok(kept.length > 4)
     for (const k of kept) assert.equal(sha(k.chunk), k.hash, 'a chunk the sink kept was not overwritten')
   })
+})
+
+describe('WorkerHasher: sha256 on a second thread, of the memory the sink passes on', () => {
+  it('gives each job the sha256 of its chunks, shared memory or not, jobs interleaved', async () => {
+    const h = WorkerHasher.start()
+    try {
+      const a = [randomLayer(MB), randomLayer(300_000)]
+      const b = [randomLayer(700_000), randomLayer(5)]
+      const shared = (x: Buffer) => {
+        const s = Buffer.from(new SharedArrayBuffer(x.length + 10), 5, x.length)
+        x.copy(s)
+        return s
+      }
+      const ja = h.job()
+      const jb = h.job()
+      await ja.update(shared(a[0]))
+      await jb.update(b[0])
+      await ja.update(a[1])
+      await jb.update(shared(b[1]))
+      assert.equal(await jb.hex(), sha(Buffer.concat(b)).slice(7))
+      assert.equal(await ja.hex(), sha(Buffer.concat(a)).slice(7))
+      assert.equal(await h.job().hex(), sha(Buffer.alloc(0)).slice(7))
+    } finally {
+      await h.close()
+    }
+  })
+
+  it('afterHashed waits for the worker to have hashed the chunk; update waits when 16 MiB behind', async () => {
+    const h = WorkerHasher.start()
+    try {
+      const j = h.job()
+      const chunk = Buffer.from(new SharedArrayBuffer(MB))
+      let waited = false
+      for (let i = 0; i < 20; i++) {
+        const w = j.update(chunk)
+        if (w) {
+          waited = true
+          assert.ok(h.pending > 16 * MB)
+          await w
+          assert.ok(h.pending <= 8 * MB)
+        }
+      }
+      assert.ok(waited, 'update() never waited for the worker')
+      const last = Buffer.from(new SharedArrayBuffer(MB))
+      j.update(last)
+      let ran = false
+      h.afterHashed(last, () => { ran = true })
+      assert.equal(ran, false, 'ran before the worker could have hashed the chunk')
+      await j.hex()
+      assert.equal(ran, true)
+      let now = false
+      h.afterHashed(Buffer.alloc(1), () => { now = true })
+      assert.equal(now, true, 'a chunk never hashed here is free at once')
+    } finally {
+      await h.close()
+    }
+  })
+
+  it('a worker that dies fails the job with a clear error', async () => {
+    const h = WorkerHasher.start()
+    const j = h.job()
+    await j.update(Buffer.alloc(10))
+    const pending = j.hex()
+    await (h as unknown as {worker: {terminate(): Promise<number>}}).worker.terminate()
+    await assert.rejects(pending.then(() => h.job().hex()), (e: unknown) => {
+      assert.ok(e instanceof AirlockError)
+      assert.equal(e.code, 'verify.hash_worker')
+      return true
+    })
+    await h.close()
+  })
+})
+
+describe('readArchive with a sink: a tampered multi-MiB blob is refused, hashed on a second thread or not', () => {
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-tamper-'))
+  })
+  after(async () => {
+    const {rm} = await import('node:fs/promises')
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  for (const threads of ['2', '1']) {
+    it(`AIRLOCK_HASH_THREADS=${threads}`, async () => {
+      const layer = randomLayer(6 * MB)
+      const file = path.join(dir, `t${threads}.tar`)
+      await syntheticArchive(path.join(dir, `blobs${threads}`), file, [{name: 'example.com/a/one:1', layers: [layer]}])
+      const buf = await readFile(file)
+      const at = dataOffset(buf, `blobs/sha256/${sha(layer).slice(7)}`)
+      buf[at + 3 * MB + 7] ^= 1
+      await writeFile(file, buf)
+      const saved = process.env.AIRLOCK_HASH_THREADS
+      process.env.AIRLOCK_HASH_THREADS = threads
+      let received = 0
+      try {
+        await assert.rejects(readArchive([file], {trustedKeys: [], allowUnsigned: true, sink: {
+          async blob(_d, size, chunks) {
+            for await (const c of chunks) received += c.length
+            assert.ok(size > 0)
+          },
+        }}), (e: unknown) => {
+          assert.ok(e instanceof VerifyError, String(e))
+          assert.equal(e.code, 'archive.digest_mismatch')
+          assert.match(e.message, new RegExp(sha(layer).slice(7)))
+          return true
+        })
+      } finally {
+        if (saved === undefined) delete process.env.AIRLOCK_HASH_THREADS
+        else process.env.AIRLOCK_HASH_THREADS = saved
+      }
+      assert.ok(received < layer.length, 'the sink got the whole tampered blob')
+    })
+  }
 })

@@ -22,7 +22,11 @@ export class ByteReader {
   private filePos = 0
   private chunk = READ_CHUNK
 
-  constructor(private readonly parts: string[]) {}
+  /**
+   * `shared`: read into SharedArrayBuffers, so that a hashing thread can read the chunks this
+   * reader hands out from the same memory (see WorkerHasher).
+   */
+  constructor(private readonly parts: string[], private readonly shared = false) {}
 
   /** Read already opened parts from logical offset `start` (plain verify: the head, and what follows the blobs). */
   static over(files: PartFiles, start: number, chunk: number): ByteReader {
@@ -34,8 +38,8 @@ export class ByteReader {
     return r
   }
 
-  static async open(parts: string[]): Promise<ByteReader> {
-    const r = new ByteReader(parts)
+  static async open(parts: string[], opts: {shared?: boolean} = {}): Promise<ByteReader> {
+    const r = new ByteReader(parts, opts.shared)
     await r.nextPart()
     return r
   }
@@ -64,19 +68,19 @@ export class ByteReader {
   private ahead?: Promise<Buffer>
 
   /** Read buffers handed back by a consumer that no longer uses them (see recycle). */
-  private spare: ArrayBuffer[] = []
+  private spare: ArrayBufferLike[] = []
 
   /**
    * Give back a whole read buffer (a 1 MiB ArrayBuffer that came from this reader and that
    * nothing references any more) to be read into again: saves allocating and faulting in fresh memory.
    */
-  recycle(buf: ArrayBuffer): void {
-    if (buf.byteLength === READ_CHUNK && this.spare.length < 8) this.spare.push(buf)
+  recycle(buf: ArrayBufferLike): void {
+    if (buf.byteLength === READ_CHUNK && (buf instanceof SharedArrayBuffer) === this.shared && this.spare.length < 8) this.spare.push(buf)
   }
 
   private startRead(): Promise<Buffer> {
     const spare = this.spare.pop()
-    const chunk = spare ? Buffer.from(spare) : Buffer.allocUnsafe(READ_CHUNK)
+    const chunk = spare ? Buffer.from(spare) : this.shared ? Buffer.from(new SharedArrayBuffer(READ_CHUNK)) : Buffer.allocUnsafe(READ_CHUNK)
     return this.fh!.read(chunk, 0, READ_CHUNK, null).then(({bytesRead}) => chunk.subarray(0, bytesRead))
   }
 

@@ -11,6 +11,7 @@ import {SignerInfo, verifyDetached} from '../../sign/signature.js'
 import {takeEarly} from '../../verify/early.js'
 import {ByteReader, READ_CHUNK} from './bytes.js'
 import {HASH_CHUNK, HashJobs, hashThreads, PartFiles} from './hash-pool.js'
+import {WorkerHasher} from './hash-worker.js'
 import {
   AirlockMetadata, BLOB_NAME_RE, buildDockerManifestJson, buildIndexJson, ENTRY, FORMAT_VERSION, ImageRecord, LIMITS,
   OCI_LAYOUT_CONTENT,
@@ -230,29 +231,37 @@ function checkManifestContent(digest: string, data: Buffer, want: {kind: 'index'
  * The bytes of one entry, hashed as they pass. The final chunk is held back until the hash has
  * been checked, so a consumer never receives a complete entry whose content is wrong.
  */
-async function* entryChunks(reader: ByteReader, header: TarHeader, hexWanted: string, entry: string): AsyncGenerator<Buffer> {
-  const h = createHash('sha256')
+async function* entryChunks(reader: ByteReader, header: TarHeader, hexWanted: string, entry: string, hasher?: WorkerHasher): AsyncGenerator<Buffer> {
+  // On a hashing thread when there is one (the chunks are then hashed while the sink passes them on).
+  const job = hasher?.job()
+  const h = job ? undefined : createHash('sha256')
   let left = header.size
   let held: Buffer | undefined
   while (left > 0) {
     // eslint-disable-next-line no-await-in-loop
     const b = await reader.readSome(Math.min(left, READ_CHUNK))
     if (b.length === 0) fail('archive.truncated', entry, `archive is truncated inside this entry (${left} bytes missing)`)
-    h.update(b)
+    if (job) {
+      const wait = job.update(b)
+      // eslint-disable-next-line no-await-in-loop
+      if (wait) await wait
+    } else {
+      h!.update(b)
+    }
     left -= b.length
     if (held) yield held
     held = b
   }
   const pad = paddingFor(header.size)
   if (pad) await readPadding(reader, pad, entry)
-  const got = h.digest('hex')
+  const got = job ? await job.hex() : h!.digest('hex')
   if (got !== hexWanted) fail('archive.digest_mismatch', entry, `content does not match its signed sha256 (got ${got})`)
   if (held) yield held
 }
 
 /** Hand a read chunk back to its reader, if it covers its whole buffer (a partial one shares it with what follows). */
 function recycleWhole(reader: ByteReader, b: Buffer): void {
-  if (b.byteOffset === 0 && b.length === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) reader.recycle(b.buffer)
+  if (b.byteOffset === 0 && b.length === b.buffer.byteLength) reader.recycle(b.buffer)
 }
 
 /** verify without a sink, sequentially: hash here, and reuse each whole read buffer once it is hashed. */
@@ -289,6 +298,7 @@ interface BlobContext {
   manifests: Map<string, ManifestWant>
   locations: Map<string, EntryLocation>
   sink?: ArchiveSink
+  hasher?: WorkerHasher
 }
 
 /**
@@ -296,8 +306,9 @@ interface BlobContext {
  * marker and the zero padding after it. With a sink, each verified blob is streamed to it.
  */
 async function readBlobsSequentially(reader: ByteReader, st: BlobState, ctx: BlobContext): Promise<void> {
-  const {blobs, manifests, locations, sink} = ctx
-  const recycle = (chunk: Buffer) => recycleWhole(reader, chunk)
+  const {blobs, manifests, locations, sink, hasher} = ctx
+  // A chunk the sink is done with is read into again, once the hashing thread has hashed it too.
+  const recycle = (chunk: Buffer) => hasher ? hasher.afterHashed(chunk, () => recycleWhole(reader, chunk)) : recycleWhole(reader, chunk)
   for (;;) {
     // eslint-disable-next-line no-await-in-loop
     const block = await reader.readExact(BLOCK, st.index === 0 ? 'archive header' : `header of entry #${st.index + 1}`)
@@ -321,13 +332,13 @@ async function readBlobsSequentially(reader: ByteReader, st: BlobState, ctx: Blo
       if (h.size > MAX_MANIFEST_BYTES) fail('archive.entry_too_large', h.name, 'manifest is larger than 4 MiB')
       const chunks: Buffer[] = []
       // eslint-disable-next-line no-await-in-loop
-      for await (const c of entryChunks(reader, h, hex, h.name)) chunks.push(c)
+      for await (const c of entryChunks(reader, h, hex, h.name, hasher)) chunks.push(c)
       const data = Buffer.concat(chunks)
       checkManifestContent(digest, data, want)
       // eslint-disable-next-line no-await-in-loop
       if (sink?.blob) await sink.blob(digest, size, (async function* () { yield data })())
     } else if (sink?.blob) {
-      const gen = entryChunks(reader, h, hex, h.name)
+      const gen = entryChunks(reader, h, hex, h.name, hasher)
       // eslint-disable-next-line no-await-in-loop
       await sink.blob(digest, size, gen, recycle)
       // A sink that skipped this blob (e.g. --only, or already on the target): still verify it.
@@ -486,16 +497,20 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
       }
     }
   }
+  // Feeding a sink, the main thread reads and writes; the blobs are hashed on a second thread.
+  const hasher = sink && !opts.headOnly && hashThreads() > 1 ? WorkerHasher.start() : undefined
   let trustedKeys: openpgp.Key[]
+  let reader: ByteReader
   try {
     trustedKeys = await opts.trustedKeys
     if (openError) throw openError
+    reader = files ? ByteReader.over(files, 0, HEAD_CHUNK) : await ByteReader.open(parts, {shared: hasher !== undefined})
   } catch (error) {
     await jobs?.close()
+    await hasher?.close()
     files?.close()
     throw error
   }
-  let reader = files ? ByteReader.over(files, 0, HEAD_CHUNK) : await ByteReader.open(parts)
   const at: {position?: number} = {}
   const partSizes = files ? files.sizes : parts.length > 1 ? await Promise.all(parts.map(async (p) => (await stat(p)).size)) : []
   let began = false
@@ -592,7 +607,7 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
     await sink?.begin?.(head)
 
     const st: BlobState = {index, seen: new Set(), prevHex: ''}
-    const ctx: BlobContext = {blobs, manifests, locations, sink}
+    const ctx: BlobContext = {blobs, manifests, locations, sink, hasher}
     if (files) {
       const resume = await verifyBlobsFast(files, reader.position, st, ctx, jobs, threads, at)
       await jobs?.close()
@@ -610,6 +625,7 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
     throw error
   } finally {
     await jobs?.close()
+    await hasher?.close()
     await reader.close()
     files?.close()
   }
