@@ -112,37 +112,41 @@ describe('readArchive: buffers released by a sink are read into again, and only 
     await rm(dir, {recursive: true, force: true})
   })
 
-  it('reuses released memory; a chunk kept by the sink is never overwritten', async () => {
-    const seen = new Map<string, Buffer>()
-    const kept: {chunk: Buffer; hash: string}[] = []
-    const releasedBuffers = new Set<ArrayBufferLike>()
-    let reused = 0
-    let n = 0
-    await readArchive([archive], {
-      trustedKeys: [], allowUnsigned: true,
-      sink: {
-        async blob(d, _size, chunks, release) {
-          const copies: Buffer[] = []
-          for await (const c of chunks) {
-            if (releasedBuffers.has(c.buffer)) reused++
-            copies.push(Buffer.from(c))
-            // Release every other chunk; keep the rest, and check at the end they are untouched.
-            if (n++ % 2 === 0) {
-              releasedBuffers.add(c.buffer)
-              release?.(c)
-            } else {
-              kept.push({chunk: c, hash: sha(c)})
+  for (const releasesChunks of [true, false]) {
+    it(`reuses released memory; a chunk kept by the sink is never overwritten (${releasesChunks ? 'hashed on a second thread, shared memory' : 'hashed inline'})`, async () => {
+      const seen = new Map<string, Buffer>()
+      const kept: {chunk: Buffer; hash: string}[] = []
+      const releasedBuffers = new Set<ArrayBufferLike>()
+      let reused = 0
+      let n = 0
+      await readArchive([archive], {
+        trustedKeys: [], allowUnsigned: true,
+        sink: {
+          releasesChunks,
+          async blob(d, _size, chunks, release) {
+            const copies: Buffer[] = []
+            for await (const c of chunks) {
+              if (releasedBuffers.has(c.buffer)) reused++
+              copies.push(Buffer.from(c))
+              // Release every other chunk; keep the rest, and check at the end they are untouched.
+              if (n++ % 2 === 0) {
+                releasedBuffers.add(c.buffer)
+                release?.(c)
+              } else {
+                kept.push({chunk: c, hash: sha(c)})
+              }
             }
-          }
-          seen.set(d, Buffer.concat(copies))
+            seen.set(d, Buffer.concat(copies))
+          },
         },
-      },
+      })
+      for (const l of layers) assert.ok(seen.get(sha(l))?.equals(l), 'every layer arrives intact')
+      assert.ok(reused > 0, 'released buffers were read into again')
+      assert.ok(kept.length > 4)
+      for (const k of kept) assert.equal(sha(k.chunk), k.hash, 'a chunk the sink kept was not overwritten')
+      assert.equal(kept.every((k) => k.chunk.buffer instanceof SharedArrayBuffer), releasesChunks)
     })
-    for (const l of layers) assert.ok(seen.get(sha(l))?.equals(l), 'every layer arrives intact')
-    assert.ok(reused > 0, 'released buffers were read into again')
-    assert.ok(kept.length > 4)
-    for (const k of kept) assert.equal(sha(k.chunk), k.hash, 'a chunk the sink kept was not overwritten')
-  })
+  }
 })
 
 describe('WorkerHasher: sha256 on a second thread, of the memory the sink passes on', () => {
@@ -240,6 +244,7 @@ describe('readArchive with a sink: a tampered multi-MiB blob is refused, hashed 
       let received = 0
       try {
         await assert.rejects(readArchive([file], {trustedKeys: [], allowUnsigned: true, sink: {
+          releasesChunks: true,
           async blob(_d, size, chunks) {
             for await (const c of chunks) received += c.length
             assert.ok(size > 0)

@@ -48,6 +48,12 @@ export interface ArchiveSink {
    * again; optional, and saves allocating and faulting in fresh memory for every chunk.
    */
   blob?(digest: string, size: number, data: AsyncIterable<Buffer>, release?: (chunk: Buffer) => void): Promise<void>
+  /**
+   * True for a sink that releases (nearly) every chunk it is given: the reader then reads into
+   * shared memory, recycled, and hashes on a second thread. Fresh shared memory for each chunk
+   * would cost more than hashing on the main thread.
+   */
+  readonly releasesChunks?: boolean
   commit?(head: VerifiedHead): Promise<void>
   abort?(error: unknown): Promise<void>
 }
@@ -342,8 +348,9 @@ async function readBlobsSequentially(reader: ByteReader, st: BlobState, ctx: Blo
       // eslint-disable-next-line no-await-in-loop
       await sink.blob(digest, size, gen, recycle)
       // A sink that skipped this blob (e.g. --only, or already on the target): still verify it.
+      // The sink never saw these chunks: their memory is free as soon as they are hashed.
       // eslint-disable-next-line no-await-in-loop
-      for await (const _ of gen) { /* drain */ }
+      for await (const c of gen) recycle(c)
     } else {
       // eslint-disable-next-line no-await-in-loop
       await hashEntryInline(reader, h, hex, h.name)
@@ -497,8 +504,9 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
       }
     }
   }
-  // Feeding a sink, the main thread reads and writes; the blobs are hashed on a second thread.
-  const hasher = sink && !opts.headOnly && hashThreads() > 1 ? WorkerHasher.start() : undefined
+  // Feeding a sink that hands chunks back, the main thread reads and writes; the blobs are
+  // hashed on a second thread.
+  const hasher = sink?.releasesChunks && !opts.headOnly && hashThreads() > 1 ? WorkerHasher.start() : undefined
   let trustedKeys: openpgp.Key[]
   let reader: ByteReader
   try {

@@ -221,6 +221,8 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
   return {
     kind: 'docker',
     stats,
+    // Every chunk written as it is goes back to the reader once written (not those inflated).
+    releasesChunks: true,
     async begin(head: VerifiedHead) {
       images = ctx.selected(head)
       verifiedHead = head
