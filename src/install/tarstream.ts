@@ -1,4 +1,4 @@
-import {PassThrough, Readable, Writable} from 'node:stream'
+import {PassThrough, Writable} from 'node:stream'
 import {createGunzip} from 'node:zlib'
 
 import {blobPath} from '../core/model.js'
@@ -119,15 +119,36 @@ export class VerifiedTarStream {
    * any other count, this throws InflatedSizeError as soon as that is known; the stream is then
    * unusable (the header announced the wrong size) and the load must be aborted.
    */
-  async inflatedBlob(digest: string, untrustedInflatedSize: number, data: AsyncIterable<Buffer>): Promise<void> {
+  async inflatedBlob(digest: string, untrustedInflatedSize: number, data: AsyncIterable<Buffer>, release?: (chunk: Buffer) => void): Promise<void> {
     if (!this.wanted.has(digest)) return
     const declared = untrustedInflatedSize
     const mismatch = (what: string) => new InflatedSizeError(digest, `layer ${digest} ${what}, not to the ${declared} bytes its gzip trailer gives (several gzip members, or 4 GiB or more)`)
     await this.write(encodeHeader(blobPath(digest), declared, 0))
-    const source = Readable.from(data, {objectMode: false})
     const gunzip = createGunzip({chunkSize: INFLATE_CHUNK})
-    source.on('error', (e) => gunzip.destroy(e))
-    source.pipe(gunzip)
+    // Fed by hand: zlib reads a chunk's memory until that write's callback, and only then may
+    // the chunk go back to the reader. `drain`: the rest of the blob is still read (and so
+    // verified) but no longer inflated; `quit`: stop reading.
+    let sourceError: unknown
+    let drain = false
+    let quit = false
+    const fed = (async () => {
+      try {
+        for await (const chunk of data) {
+          if (quit) break
+          if (drain) continue
+          const more = gunzip.write(chunk, (error) => { if (!error) release?.(chunk) })
+          if (!more) await new Promise<void>((resolve) => {
+            const done = () => { gunzip.off('drain', done); gunzip.off('close', done); resolve() }
+            gunzip.on('drain', done)
+            gunzip.on('close', done)
+          })
+        }
+        if (!drain && !quit) gunzip.end()
+      } catch (error) {
+        sourceError = error
+        gunzip.destroy(error as Error)
+      }
+    })()
     let n = 0
     let failure: InflatedSizeError | undefined
     try {
@@ -142,7 +163,7 @@ export class VerifiedTarStream {
         }
       } catch (error) {
         // A verification error of the source comes through gunzip: report it as it is.
-        if (source.errored) throw source.errored
+        if (sourceError !== undefined) throw sourceError
         const code = (error as NodeJS.ErrnoException).code
         if (typeof code !== 'string' || !code.startsWith('Z_')) throw error
         failure = new InflatedSizeError(digest, `layer ${digest} cannot be inflated here (${(error as Error).message})`)
@@ -151,13 +172,16 @@ export class VerifiedTarStream {
       if (failure) {
         // Let the blob finish verifying first: a tampered layer is reported as tampered, and
         // is not loaded a second time.
-        source.unpipe(gunzip)
+        drain = true
         gunzip.destroy()
-        for await (const _ of source) { /* hashed by the reader as it goes */ }
+        await fed
+        if (sourceError !== undefined) throw sourceError
         throw failure
       }
+      await fed
     } finally {
-      source.destroy()
+      quit = true
+      gunzip.destroy()
     }
     const pad = paddingFor(declared)
     if (pad) await this.write(ZERO.subarray(0, pad))

@@ -221,7 +221,7 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
   return {
     kind: 'docker',
     stats,
-    // Every chunk written as it is goes back to the reader once written (not those inflated).
+    // Every chunk goes back to the reader once written out, or once zlib has read it.
     releasesChunks: true,
     async begin(head: VerifiedHead) {
       images = ctx.selected(head)
@@ -277,7 +277,7 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
       const at = archive && layers.has(digest) ? verifiedHead?.locations.get(blobPath(digest)) : undefined
       const inflated = at && at.size === size ? inflatedSizeFor(size, await probeGzip(archive!, at.offset, size)) : undefined
       if (layers.has(digest)) stats[inflated === undefined ? 'asIs' : 'inflated']++
-      await guard(() => inflated === undefined ? tar!.blob(digest, size, data, release) : tar!.inflatedBlob(digest, inflated, data))
+      await guard(() => inflated === undefined ? tar!.blob(digest, size, data, release) : tar!.inflatedBlob(digest, inflated, data, release))
       ctx.progress.advance(size)
     },
     async commit() {
