@@ -118,6 +118,8 @@ export class VerifiedTarStream {
    * size read from the gzip trailer before the entry began). If the inflated bytes come out at
    * any other count, this throws InflatedSizeError as soon as that is known; the stream is then
    * unusable (the header announced the wrong size) and the load must be aborted.
+   * `release` gets each chunk of `data` once zlib has read it, whatever `stream` is: only the
+   * inflated bytes go on to the stream.
    */
   async inflatedBlob(digest: string, untrustedInflatedSize: number, data: AsyncIterable<Buffer>, release?: (chunk: Buffer) => void): Promise<void> {
     if (!this.wanted.has(digest)) return
