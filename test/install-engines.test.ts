@@ -23,7 +23,7 @@ import type * as openpgp from 'openpgp'
 
 import {AirlockError, VerifyError} from '../src/core/errors.js'
 import {createBundle} from '../src/create/create.js'
-import type {Progress} from '../src/cli/progress.js'
+import type {Progress} from '../src/core/progress.js'
 import type {Destination, DestinationContext} from '../src/install/types.js'
 import {generateKeyPair, loadPrivateKey, loadTrustedKeys} from '../src/sign/keys.js'
 import {readArchive, VerifiedHead} from '../src/transports/archive/reader.js'

@@ -1,27 +1,12 @@
 import cliProgress from 'cli-progress'
 
-/** Progress for long operations: bars on a TTY, one line per image otherwise, nothing for --json. */
-export interface Progress {
-  begin(totalBytes: number, label: string): void
-  advance(bytes: number): void
-  /** One line about an image or step. */
-  note(message: string): void
-  end(): void
-}
+import {formatBytes, silentProgress} from '../core/progress.js'
+import type {Progress} from '../core/progress.js'
 
-export const silentProgress: Progress = {begin() {}, advance() {}, note() {}, end() {}}
+export {formatBytes, silentProgress}
+export type {Progress}
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let v = n
-  let u = 0
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024
-    u++
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`
-}
-
+/** Progress on the terminal: bars on a TTY, one line per image otherwise, nothing for --json. */
 class TtyProgress implements Progress {
   private bar?: cliProgress.SingleBar
   private total = 0

@@ -2,7 +2,7 @@ import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {AirlockError, InputError} from '../core/errors.js'
-import {Progress, silentProgress} from '../cli/progress.js'
+import {Progress, silentProgress} from '../core/progress.js'
 import {loadTrustedKeys} from '../sign/keys.js'
 import {closest} from '../spec/suggest.js'
 import {readArchive, VerifiedHead} from '../transports/archive/reader.js'

@@ -1,6 +1,6 @@
 import type {ArchiveSink, VerifiedHead} from '../transports/archive/reader.js'
 import type {ImageRecord} from '../transports/archive/metadata.js'
-import type {Progress} from '../cli/progress.js'
+import type {Progress} from '../core/progress.js'
 
 /** One image as it ends up on the target, confirmed there after loading. */
 export interface InstalledImage {
