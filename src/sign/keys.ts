@@ -5,6 +5,7 @@ import type * as openpgp from 'openpgp'
 
 import {InputError} from '../core/errors.js'
 import {pgp} from './pgp.js'
+import {mergeAndRevoke, readKeyFileContent} from './trusted-keys.js'
 import {canPrompt, promptSecret} from '../cli/prompt.js'
 
 export interface KeyInfo {
@@ -97,8 +98,11 @@ export async function loadPrivateKey(file: string, passphrase = process.env.AIRL
   return key
 }
 
-/** Load trusted public keys from files (armored or binary, possibly several keys each) and directories. */
-export async function loadTrustedKeys(paths: string[]): Promise<openpgp.Key[]> {
+/**
+ * Load trusted public keys from files and directories: every armored block of a file or its binary
+ * packets, several keys each, with revocation certificates applied wherever they stand.
+ */
+export async function loadTrustedKeys(paths: string[], opts: {warn?: (message: string) => void} = {}): Promise<openpgp.Key[]> {
   const loading = pgp()
   loading.catch(() => {})
   const files: string[] = []
@@ -110,26 +114,22 @@ export async function loadTrustedKeys(paths: string[]): Promise<openpgp.Key[]> {
       throw new InputError('key.not_found', `trusted key not found: ${p}`)
     }
     if (st.isDirectory()) {
-      const names = (await readdir(p)).filter((n) => /\.(asc|gpg|pgp|pub|key)$/i.test(n)).sort()
-      if (names.length === 0) throw new InputError('key.none_in_dir', `no *.asc/*.gpg/*.pub key files in ${p}`)
+      const names = (await readdir(p)).filter((n) => /\.(asc|gpg|pgp|pub|key|rev)$/i.test(n)).sort()
+      if (names.length === 0) throw new InputError('key.none_in_dir', `no *.asc/*.gpg/*.pub/*.rev key files in ${p}`)
       files.push(...names.map((n) => path.join(p, n)))
     } else {
       files.push(p)
     }
   }
   const keys: openpgp.Key[] = []
+  const revocations: openpgp.SignaturePacket[] = []
   const pg = await loading
   for (const file of files) {
-    const data = await readKeyFile(file)
-    try {
-      const read = isArmored(data)
-        ? await pg.readKeys({armoredKeys: Buffer.from(data).toString('utf8')})
-        : await pg.readKeys({binaryKeys: data})
-      // Only the public half is ever used to verify, even if a private key file was given.
-      keys.push(...read.map((k) => k.toPublic()))
-    } catch (error) {
-      throw new InputError('key.invalid', `${file} is not an OpenPGP public key (${(error as Error).message})`)
-    }
+    const content = await readKeyFileContent(pg, file, await readKeyFile(file))
+    if (content.hadSecretKey) opts.warn?.(`WARNING: ${file} holds a secret key; only its public key is used to verify (give the public key file instead)`)
+    keys.push(...content.keys)
+    revocations.push(...content.revocations)
   }
-  return keys
+  // Revocations apply across files: a certificate may come in its own --key file or in a key directory.
+  return mergeAndRevoke(pg, keys, revocations)
 }
