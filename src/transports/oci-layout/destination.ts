@@ -1,8 +1,5 @@
-import {createWriteStream} from 'node:fs'
-import {mkdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {lstat, mkdir, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
-import {Readable} from 'node:stream'
-import {pipeline} from 'node:stream/promises'
 
 import {AirlockError} from '../../core/errors.js'
 import {Descriptor, hexOf, ImageIndex, MediaType} from '../../core/model.js'
@@ -10,9 +7,12 @@ import type {Destination, DestinationContext, InstalledImage} from '../../instal
 import {blobsOf} from '../../install/tarstream.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {ImageRecord, OCI_LAYOUT_CONTENT, stableJson} from '../archive/metadata.js'
-import {pathExists as exists} from '../../core/fs.js'
+import {lstatNoLink, readSmallNoFollow, syncDir, writeFileAtomic} from './files.js'
 
 const NAME_ANNOTATION = 'org.opencontainers.image.ref.name'
+
+/** Largest index.json of an existing layout that airlock reads to merge into. */
+const MAX_INDEX_BYTES = 64 * 1024 * 1024
 
 /**
  * `oci:DIR`: an OCI image layout directory, merged into if it exists. Blobs are written under
@@ -22,22 +22,48 @@ const NAME_ANNOTATION = 'org.opencontainers.image.ref.name'
 export async function ociDestination(ctx: DestinationContext & {dir: string}): Promise<Destination> {
   const dir = path.resolve(ctx.dir)
   const blobsDir = path.join(dir, 'blobs', 'sha256')
+  const indexFile = path.join(dir, 'index.json')
+  const layoutFile = path.join(dir, 'oci-layout')
   const added: string[] = []
   let images: ImageRecord[] = []
   let wanted = new Set<string>()
   let createdDir = false
 
   const blobFile = (digest: string) => path.join(blobsDir, hexOf(digest))
+  const hasBlob = async (digest: string) => (await lstatNoLink(blobFile(digest), 'file')) === 'present'
 
   async function readIndex(): Promise<ImageIndex> {
-    const file = path.join(dir, 'index.json')
-    if (!(await exists(file))) return {schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: []}
+    const data = await readSmallNoFollow(indexFile, MAX_INDEX_BYTES)
+    if (!data) return {schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: []}
+    let idx: ImageIndex | undefined
     try {
-      const idx = JSON.parse(await readFile(file, 'utf8')) as ImageIndex
-      if (!Array.isArray(idx.manifests)) throw new Error('no manifests array')
-      return idx
-    } catch (error) {
-      throw new AirlockError('install.oci_bad_index', `${file} is not an OCI index (${(error as Error).message}); refusing to merge into it`)
+      idx = JSON.parse(data.toString('utf8')) as ImageIndex
+    } catch {
+      // JSON.parse's message quotes the text: never show what a file we did not write holds.
+    }
+    if (!idx || !Array.isArray(idx.manifests)) throw new AirlockError('install.oci_bad_index', `${indexFile} is not an OCI index (not JSON with a manifests array); refusing to merge into it`)
+    return idx
+  }
+
+  async function checkLayout(): Promise<void> {
+    const data = await readSmallNoFollow(layoutFile, 64 * 1024)
+    if (!data) return
+    let version: unknown
+    try {
+      version = (JSON.parse(data.toString('utf8')) as {imageLayoutVersion?: unknown}).imageLayoutVersion
+    } catch { /* reported below, without quoting the file */ }
+    if (version !== '1.0.0') throw new AirlockError('install.oci_layout', `${layoutFile}: not an OCI layout file of imageLayoutVersion 1.0.0`)
+  }
+
+  /** blobs/ and blobs/sha256/ exist as real directories when this returns (made here if missing). */
+  async function ensureBlobDirs(): Promise<void> {
+    for (const d of [path.join(dir, 'blobs'), blobsDir]) {
+      // eslint-disable-next-line no-await-in-loop
+      if ((await lstatNoLink(d, 'directory')) === 'missing') await mkdir(d).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error
+      })
+      // eslint-disable-next-line no-await-in-loop
+      await lstatNoLink(d, 'directory') // made by another process meanwhile: still no link
     }
   }
 
@@ -46,35 +72,29 @@ export async function ociDestination(ctx: DestinationContext & {dir: string}): P
     async begin(head: VerifiedHead) {
       images = ctx.selected(head)
       wanted = blobsOf(images)
-      if (await exists(dir)) {
-        const layout = path.join(dir, 'oci-layout')
-        if (await exists(layout)) {
-          const v = JSON.parse(await readFile(layout, 'utf8')) as {imageLayoutVersion?: string}
-          if (v.imageLayoutVersion !== '1.0.0') throw new AirlockError('install.oci_layout', `${layout}: unsupported imageLayoutVersion ${v.imageLayoutVersion}`)
-        }
-        await readIndex() // fail early on a broken index, before any blob is written
-      } else {
+      // DIR itself is the user's to name, link or not; below it nothing is followed.
+      const st = await stat(dir).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return undefined
+        throw error
+      })
+      if (!st) {
         createdDir = true
+        await mkdir(dir, {recursive: true})
+      } else if (!st.isDirectory()) {
+        throw new AirlockError('install.oci_unexpected_type', `${dir} is not a directory`)
+      } else {
+        await checkLayout()
+        await readIndex() // fail early on a broken index, before any blob is written
       }
-      await mkdir(blobsDir, {recursive: true})
+      await ensureBlobDirs()
     },
     async blob(digest, size, data) {
       if (!wanted.has(digest)) return
       const final = blobFile(digest)
-      if (await exists(final)) {
-        const st = await stat(final)
-        if (st.size === size) return // content-addressed: already there
-      }
-      const tmp = `${final}.airlock-partial`
-      try {
-        await pipeline(Readable.from(data), createWriteStream(tmp))
-        await rename(tmp, final)
-        added.push(final)
-        ctx.progress.advance(size)
-      } catch (error) {
-        await rm(tmp, {force: true})
-        throw error
-      }
+      if (await hasBlob(digest) && (await lstat(final)).size === size) return // content-addressed: already there
+      await writeFileAtomic(final, data)
+      added.push(final)
+      ctx.progress.advance(size)
     },
     async commit() {
       const index = await readIndex()
@@ -87,10 +107,10 @@ export async function ociDestination(ctx: DestinationContext & {dir: string}): P
         annotations: {'io.containerd.image.name': img.name, [NAME_ANNOTATION]: img.name},
       }))
       const out = {...index, schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: [...kept, ...fresh]}
-      await writeFile(path.join(dir, 'oci-layout.airlock-partial'), OCI_LAYOUT_CONTENT)
-      await rename(path.join(dir, 'oci-layout.airlock-partial'), path.join(dir, 'oci-layout'))
-      await writeFile(path.join(dir, 'index.json.airlock-partial'), stableJson(out))
-      await rename(path.join(dir, 'index.json.airlock-partial'), path.join(dir, 'index.json'))
+      await syncDir(blobsDir)
+      await writeFileAtomic(layoutFile, OCI_LAYOUT_CONTENT)
+      await writeFileAtomic(indexFile, stableJson(out))
+      await syncDir(dir)
       for (const img of images) ctx.progress.note(`  installed ${img.name} → oci:${dir}`)
     },
     async abort() {
@@ -101,7 +121,7 @@ export async function ociDestination(ctx: DestinationContext & {dir: string}): P
       const out: string[] = []
       for (const d of digests) {
         // eslint-disable-next-line no-await-in-loop
-        if (!(await exists(blobFile(d)))) out.push(d)
+        if (!(await hasBlob(d))) out.push(d)
       }
       return out
     },
@@ -112,7 +132,7 @@ export async function ociDestination(ctx: DestinationContext & {dir: string}): P
         if (!d || d.digest !== img.digest) throw new AirlockError('install.confirm_failed', `oci:${dir}: ${img.name} is ${d?.digest ?? 'missing'}, expected ${img.digest}`)
         for (const b of img.blobs) {
           // eslint-disable-next-line no-await-in-loop
-          if (!(await exists(blobFile(b.digest)))) throw new AirlockError('install.confirm_failed', `oci:${dir}: blob ${b.digest} of ${img.name} is missing`)
+          if (!(await hasBlob(b.digest))) throw new AirlockError('install.confirm_failed', `oci:${dir}: blob ${b.digest} of ${img.name} is missing`)
         }
         return {name: img.name, digest: img.digest, confirmed: d.digest}
       }))

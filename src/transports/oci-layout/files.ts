@@ -1,0 +1,105 @@
+import {randomBytes} from 'node:crypto'
+import {constants} from 'node:fs'
+import {lstat, open, rename, rm} from 'node:fs/promises'
+import type {FileHandle} from 'node:fs/promises'
+import path from 'node:path'
+
+import {AirlockError} from '../../core/errors.js'
+
+/**
+ * File access under an OCI layout directory that airlock merges into but did not make: nothing
+ * here follows a symbolic link (a link placed at `blobs/`, a blob, `index.json` or `oci-layout`
+ * could send verified blobs, or a read, anywhere else on the machine), and no message quotes
+ * the content of a file airlock did not write.
+ */
+
+/** What is at `p`: nothing, or a file/directory that is not a symbolic link (a link is refused). */
+export async function lstatNoLink(p: string, want: 'file' | 'directory'): Promise<'missing' | 'present'> {
+  let st
+  try {
+    st = await lstat(p)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'missing'
+    throw error
+  }
+  if (st.isSymbolicLink()) throw linkError(p)
+  if (want === 'directory' ? !st.isDirectory() : !st.isFile()) {
+    throw new AirlockError('install.oci_unexpected_type', `${p} is not a ${want}; refusing to merge into it`)
+  }
+  return 'present'
+}
+
+function linkError(p: string): AirlockError {
+  return new AirlockError('install.oci_link', `${p} is a symbolic link; airlock does not read or write through links it did not make (refusing)`)
+}
+
+/**
+ * A small file of the layout, opened without following a link and read up to `max` bytes, or
+ * undefined when there is none. Its content is the caller's to parse; never put it in a message.
+ */
+export async function readSmallNoFollow(p: string, max: number): Promise<Buffer | undefined> {
+  let fh
+  try {
+    fh = await open(p, constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return undefined
+    if (code === 'ELOOP') throw linkError(p)
+    throw error
+  }
+  try {
+    const st = await fh.stat()
+    if (!st.isFile()) throw new AirlockError('install.oci_unexpected_type', `${p} is not a file; refusing to merge into it`)
+    if (st.size > max) throw new AirlockError('install.oci_too_large', `${p} is ${st.size} bytes, more than the ${max} airlock reads`)
+    const buf = Buffer.alloc(st.size)
+    const {bytesRead} = await fh.read(buf, 0, st.size, 0)
+    return buf.subarray(0, bytesRead)
+  } finally {
+    await fh.close()
+  }
+}
+
+/** A temporary name beside `final` that no other process (or earlier run) uses. */
+export function tempNameFor(final: string): string {
+  return path.join(path.dirname(final), `.${path.basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}.airlock-partial`)
+}
+
+/**
+ * Write `data` (bytes, or chunks as they arrive) to a fresh temporary file (O_EXCL: never an
+ * existing file or a planted link), fsync it, and rename it over `final` (rename replaces a link
+ * there instead of writing through it). On failure nothing is left behind.
+ */
+export async function writeFileAtomic(final: string, data: Buffer | AsyncIterable<Buffer>): Promise<void> {
+  const tmp = tempNameFor(final)
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
+  try {
+    try {
+      if (Buffer.isBuffer(data)) {
+        await fh.writeFile(data)
+      } else {
+        for await (const chunk of data) await writeAll(fh, chunk)
+      }
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await rename(tmp, final)
+  } catch (error) {
+    await rm(tmp, {force: true})
+    throw error
+  }
+}
+
+async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
+  for (let done = 0; done < chunk.length;) done += (await fh.write(chunk, done, chunk.length - done)).bytesWritten
+}
+
+/** fsync a directory, so that the renames into it survive a crash. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY)
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
