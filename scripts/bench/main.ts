@@ -7,7 +7,9 @@
  * Env: BENCH_RUNS (5), BENCH_VERIFY_RUNS (7), BENCH_DOCKER_RUNS (5), BENCH_MB (main workload,
  * unique MB; default 1200), BENCH_SCALE_MB (scaling base; default 300), BENCH_SKIP_SCALING=1,
  * BENCH_SKIP_DOCKER=1, BENCH_TEXT_MB (the compressible workload for install → docker, MB of
- * layer content before gzip; default 400; 0 skips it).
+ * layer content before gzip; default 400; 0 skips it), BENCH_BASELINE (a built checkout of another
+ * airlock, e.g. the previous commit: each airlock measurement of the main workload then also runs
+ * that build, in turn with this one, and a section compares the two).
  *
  * airlock and its reference run alternately (a, b, a, b, …), so that a drift of the machine
  * (page cache, dockerd's storage, another tenant) weighs on both sides alike. The short
@@ -33,6 +35,7 @@ const MAIN_MB = Number(process.env.BENCH_MB ?? 1200)
 const SCALE_MB = Number(process.env.BENCH_SCALE_MB ?? 300)
 const TEXT_MB = Number(process.env.BENCH_TEXT_MB ?? 400)
 const STAMP = Date.now().toString(36)
+const BASELINE_JS = process.env.BENCH_BASELINE ? path.join(path.resolve(process.env.BENCH_BASELINE), 'bin', 'run.js') : undefined
 
 const log = (s: string) => process.stderr.write(`${s}\n`)
 
@@ -121,12 +124,19 @@ async function measureAlternating(runs: number, sides: Side[]): Promise<Measured
   return sides.map((side, k) => summarize(side.label, walls[k], rss[k]))
 }
 
-async function measurePair(runs: number, a: Side, b: Side): Promise<[Measured, Measured]> {
-  const [x, y] = await measureAlternating(runs, [a, b])
-  return [x, y]
+const airlock = (args: string[], cpu?: string, env?: Record<string, string>, runJs = RUN_JS) => timed('node', [runJs, ...args], {cpu, env})
+
+/** The baseline build's side of a measurement (BENCH_BASELINE), run in turn with the others. */
+function baselineSide(side: Side, args: (i: number) => string[], cpu?: string): Side[] {
+  if (!BASELINE_JS) return []
+  return [{label: `${side.label} [baseline]`, fn: (i) => airlock(args(i), cpu, undefined, BASELINE_JS), before: side.before}]
 }
 
-const airlock = (args: string[], cpu?: string, env?: Record<string, string>) => timed('node', [RUN_JS, ...args], {cpu, env})
+/** Sides measured in turn: airlock, its reference, and the baseline build when there is one. */
+async function measureWithBaseline(runs: number, a: Side, b: Side, args: (i: number) => string[], cpu?: string): Promise<[Measured, Measured, Measured | undefined]> {
+  const [x, y, z] = await measureAlternating(runs, [a, b, ...baselineSide(a, args, cpu)])
+  return [x, y, z]
+}
 
 async function warm(file: string): Promise<void> {
   for await (const _ of createReadStream(file, {highWaterMark: 4 * 1024 * 1024})) { /* read into page cache */ }
@@ -154,6 +164,8 @@ interface Result {
   skopeoReg: Measured
   installDocker?: Measured
   dockerLoad?: Measured
+  /** The same airlock measurements with the BENCH_BASELINE build. */
+  baseline: Partial<Record<'create' | 'verify' | 'verify1' | 'installReg' | 'installDocker', Measured>>
 }
 
 /** The work dir of a workload and its bundle.yaml (all its images); names it in "All runs". */
@@ -176,7 +188,9 @@ async function benchWorkload(work: string, w: Workload, key: {priv: string; pub:
 
   // 1. create vs skopeo → one OCI dir vs docker save
   // The default create: no blob cache, each pulled blob written once into the archive.
-  const [create, skopeoOci] = await measurePair(RUNS, {
+  const baseline: Result['baseline'] = {}
+  const createArgs = () => ['create', spec, '-o', archive, '--sign-key', key.priv]
+  const [create, skopeoOci, baseCreate] = await measureWithBaseline(RUNS, {
     label: 'airlock create',
     fn: () => airlock(['create', spec, '-o', archive, '--sign-key', key.priv]),
     before: async () => { await rm(archive, {force: true}) },
@@ -188,7 +202,8 @@ async function benchWorkload(work: string, w: Workload, key: {priv: string; pub:
       return {wall: Number(process.hrtime.bigint() - t0) / 1e9}
     },
     before: async () => { await rm(ociDir, {recursive: true, force: true}); await forgetSkopeoBlobCache() },
-  })
+  }, createArgs)
+  baseline.create = baseCreate
   let dockerSave: Result['dockerSave']
   const saveTar = path.join(dir, 'docker-save.tar')
   if (withDocker) {
@@ -201,17 +216,22 @@ async function benchWorkload(work: string, w: Workload, key: {priv: string; pub:
   // 2. verify vs openssl (page cache warmed first for both)
   const archiveBytes = (await stat(archive)).size
   await warm(archive)
-  const [verify, openssl] = await measurePair(VERIFY_RUNS,
-    {label: 'airlock verify', fn: () => airlock(['verify', archive, '--key', key.pub]), before: () => warm(archive)},
-    {label: 'openssl dgst -sha256', fn: () => timed('openssl', ['dgst', '-sha256', archive]), before: () => warm(archive)})
-  const [verify1, openssl1] = await measurePair(VERIFY_RUNS,
-    {label: 'airlock verify (1 core)', fn: () => airlock(['verify', archive, '--key', key.pub], '0'), before: () => warm(archive)},
-    {label: 'openssl dgst -sha256 (1 core)', fn: () => timed('openssl', ['dgst', '-sha256', archive], {cpu: '0'}), before: () => warm(archive)})
+  const verifyArgs = () => ['verify', archive, '--key', key.pub]
+  const [verify, openssl, baseVerify] = await measureWithBaseline(VERIFY_RUNS,
+    {label: 'airlock verify', fn: () => airlock(verifyArgs()), before: () => warm(archive)},
+    {label: 'openssl dgst -sha256', fn: () => timed('openssl', ['dgst', '-sha256', archive]), before: () => warm(archive)}, verifyArgs)
+  const [verify1, openssl1, baseVerify1] = await measureWithBaseline(VERIFY_RUNS,
+    {label: 'airlock verify (1 core)', fn: () => airlock(verifyArgs(), '0'), before: () => warm(archive)},
+    {label: 'openssl dgst -sha256 (1 core)', fn: () => timed('openssl', ['dgst', '-sha256', archive], {cpu: '0'}), before: () => warm(archive)}, verifyArgs, '0')
+  baseline.verify = baseVerify
+  baseline.verify1 = baseVerify1
 
   // 3. install → registry vs skopeo → registry (fresh prefixes)
-  const [installReg, skopeoReg] = await measurePair(RUNS, {
+  // The baseline's runs go to prefixes of their own (a fresh prefix per run on each side).
+  const installRegArgs = (tag: string) => (i: number) => ['install', archive, '--key', key.pub, '--to', `registry://${DST}/${tag}-${w.name}-${STAMP}-${i}`]
+  const [installReg, skopeoReg, baseInstallReg] = await measureWithBaseline(RUNS, {
     label: 'airlock install → registry',
-    fn: (i) => airlock(['install', archive, '--key', key.pub, '--to', `registry://${DST}/al-${w.name}-${STAMP}-${i}`]),
+    fn: (i) => airlock(installRegArgs('al')(i)),
     before: () => warm(archive),
   }, {
     label: 'skopeo copy → registry',
@@ -224,19 +244,21 @@ async function benchWorkload(work: string, w: Workload, key: {priv: string; pub:
       return {wall: Number(process.hrtime.bigint() - t0) / 1e9}
     },
     before: forgetSkopeoBlobCache,
-  })
+  }, installRegArgs('base'))
+  baseline.installReg = baseInstallReg
 
   // 4. install → docker vs docker load (images removed before each run)
   let installDocker: Result['installDocker']
   let dockerLoad: Result['dockerLoad']
   if (withDocker) {
-    ;[installDocker, dockerLoad] = await measurePair(DOCKER_RUNS,
-      {label: 'airlock install → docker', fn: () => airlock(['install', archive, '--key', key.pub, '--to', 'docker']), before: async () => { await dockerRmi(w.refs); await warm(archive) }},
-      {label: 'docker load', fn: () => timed('docker', ['load', '-q', '-i', saveTar]), before: async () => { await dockerRmi(w.refs); await warm(saveTar) }})
+    const dockerArgs = () => ['install', archive, '--key', key.pub, '--to', 'docker']
+    ;[installDocker, dockerLoad, baseline.installDocker] = await measureWithBaseline(DOCKER_RUNS,
+      {label: 'airlock install → docker', fn: () => airlock(dockerArgs()), before: async () => { await dockerRmi(w.refs); await warm(archive) }},
+      {label: 'docker load', fn: () => timed('docker', ['load', '-q', '-i', saveTar]), before: async () => { await dockerRmi(w.refs); await warm(saveTar) }}, dockerArgs)
     await dockerRmi(w.refs)
   }
   await rm(dir, {recursive: true, force: true})
-  return {w, archiveBytes, create, skopeoOci, dockerSave, verify, verify1, openssl, openssl1, installReg, skopeoReg, installDocker, dockerLoad}
+  return {w, archiveBytes, create, skopeoOci, dockerSave, verify, verify1, openssl, openssl1, installReg, skopeoReg, installDocker, dockerLoad, baseline}
 }
 
 interface TextDockerResult {
@@ -371,6 +393,7 @@ async function main() {
       const k = b.w.uniqueBytes / a.w.uniqueBytes
       out.push('', `From 1× to ${k.toFixed(1)}× the bytes: create took ${f2(b.create.wall / a.create.wall)}× as long, verify ${f2(b.verify.wall / a.verify.wall)}×, install → registry ${f2(b.installReg.wall / a.installReg.wall)}× (fixed start-up costs make small runs relatively slower); peak RSS changed from ${a.create.rssMB.toFixed(0)}/${a.verify.rssMB.toFixed(0)}/${a.installReg.rssMB.toFixed(0)} MB to ${b.create.rssMB.toFixed(0)}/${b.verify.rssMB.toFixed(0)}/${b.installReg.rssMB.toFixed(0)} MB.`)
     }
+    baselineSection(out, r)
     out.push('', '## All runs', '', 'Wall clock of every run, in the order they ran (seconds).', '')
     for (const {label, walls} of allRuns) out.push(`- ${label}: ${walls.map(f2).join(', ')}`)
     const text = `${out.join('\n')}\n`
@@ -382,6 +405,26 @@ async function main() {
 }
 
 const saveTarSizes = new Map<string, number>()
+
+/** BENCH_BASELINE: this build against the baseline build, each ratio with the reference's ratio for both. */
+function baselineSection(out: string[], r: Result): void {
+  if (!BASELINE_JS) return
+  out.push('', '## Against the baseline build', '',
+    `\`BENCH_BASELINE\` (${path.dirname(path.dirname(BASELINE_JS))}): the same airlock measurements with that build, run in turn with this one and the reference in the same rounds. ` +
+    'A ratio within ±5% of 1.00 is within noise.', '',
+    '| operation | this build | baseline | this / baseline | ratio to reference, this build | baseline |', '| --- | ---: | ---: | ---: | ---: | ---: |')
+  const rows: [string, Measured, Measured | undefined, Measured | undefined][] = [
+    ['create', r.create, r.baseline.create, r.skopeoOci],
+    ['verify, 2 cores', r.verify, r.baseline.verify, r.openssl],
+    ['verify, 1 core', r.verify1, r.baseline.verify1, r.openssl1],
+    ['install → registry', r.installReg, r.baseline.installReg, r.skopeoReg],
+    ...(r.installDocker ? [['install → docker', r.installDocker, r.baseline.installDocker, r.dockerLoad] as [string, Measured, Measured | undefined, Measured | undefined]] : []),
+  ]
+  for (const [op, now, base, ref] of rows) {
+    if (!base || !ref) continue
+    out.push(`| ${op} | ${f2(now.wall)} s | ${f2(base.wall)} s | ${f2(now.wall / base.wall)}× | ${f2(now.wall / ref.wall)}× | ${f2(base.wall / ref.wall)}× |`)
+  }
+}
 
 main().catch((error) => {
   process.stderr.write(`bench failed: ${(error as Error).stack ?? error}\n`)
