@@ -13,9 +13,9 @@ import {formatReference} from '../spec/reference.js'
 import {ENTRY} from '../transports/archive/metadata.js'
 import {checkDowngrade, defaultStateFile, readState, recordInstall} from './state.js'
 import {sha256Hex} from '../core/digest.js'
-import type {Destination, DestinationContext, InstalledImage} from './types.js'
+import type {Destination, DestinationContext, InstalledImage} from '../transports/types.js'
 import {requireBaseOnTarget, withBaseArchive} from './differential.js'
-import {blobsOf, InflatedSizeError} from './tarstream.js'
+import {blobsOf, InflatedSizeError} from '../transports/docker-archive/tarstream.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 
 export interface InstallOptions {

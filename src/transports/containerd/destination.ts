@@ -15,10 +15,10 @@
 import {stat} from 'node:fs/promises'
 
 import {AirlockError} from '../../core/errors.js'
-import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
+import type {Destination, DestinationContext, InstalledImage} from '../types.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import type {ImageRecord} from '../archive/metadata.js'
-import {ProcessLoader, run} from '../../install/process-loader.js'
+import {ProcessLoader, run} from '../process-loader.js'
 
 export interface ContainerdOptions {
   /** containerd namespace (default $CONTAINERD_NAMESPACE or "default"). */

@@ -18,8 +18,8 @@
 import http from 'node:http'
 
 import {AirlockError, InputError} from '../../core/errors.js'
-import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
-import {blobsOf, VerifiedTarStream} from '../../install/tarstream.js'
+import type {Destination, DestinationContext, InstalledImage} from '../types.js'
+import {blobsOf, VerifiedTarStream} from '../docker-archive/tarstream.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {dockerManifestOf, dockerRepoTags, ImageRecord} from '../archive/metadata.js'
 import {MultiFile} from '../archive/multifile.js'

@@ -20,10 +20,10 @@ import {mkdtemp, rm} from 'node:fs/promises'
 import path from 'node:path'
 
 import {AirlockError} from '../../core/errors.js'
-import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
+import type {Destination, DestinationContext, InstalledImage} from '../types.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {dockerRepoTags, ImageRecord} from '../archive/metadata.js'
-import {ProcessLoader, run} from '../../install/process-loader.js'
+import {ProcessLoader, run} from '../process-loader.js'
 
 export interface PodmanOptions {
   /** podman executable (default `podman` on PATH, or $AIRLOCK_PODMAN). */

@@ -9,7 +9,7 @@ import pLimit from 'p-limit'
 
 import {AirlockError} from '../../core/errors.js'
 import {blobPath, hexOf} from '../../core/model.js'
-import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
+import type {Destination, DestinationContext, InstalledImage} from '../types.js'
 import {parseReference, formatReference, Reference} from '../../spec/reference.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import type {ImageRecord} from '../archive/metadata.js'
