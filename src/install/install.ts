@@ -12,7 +12,7 @@ import {registryDestination} from '../transports/registry/destination.js'
 import {parseTarget, Target, targetReference} from '../transports/target.js'
 import {formatReference} from '../spec/reference.js'
 import {ENTRY} from '../transports/archive/metadata.js'
-import {checkDowngrade, defaultStateFile, readState, recordInstall} from './state.js'
+import {checkDowngrade, readState, recordInstall} from './state.js'
 import {sha256Hex} from '../core/digest.js'
 import type {Destination, DestinationContext, InstalledImage} from '../transports/types.js'
 import {requireBaseOnTarget, withBaseArchive} from './differential.js'
@@ -53,8 +53,8 @@ export interface InstallOptions {
   retryBaseDelayMs?: number
   /** Install even if a newer version of the bundle is recorded in the state file. */
   allowDowngrade?: boolean
-  /** Installed-versions record (default: defaultStateFile()). */
-  stateFile?: string
+  /** Installed-versions record (the command passes --state-file, else defaultStateFile()). */
+  stateFile: string
 }
 
 export interface InstallResult {
@@ -123,7 +123,7 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   const parts = await resolveArchiveParts(opts.archive)
   let selected: ImageRecord[] = []
   // Rollback protection (src/install/state.ts): refuse a bundle older than the one installed before.
-  const stateFile = opts.stateFile ?? defaultStateFile()
+  const stateFile = opts.stateFile
   const targetKey = target.kind === 'oci' ? `oci:${path.resolve(target.dir)}` : opts.to
   const state = await readState(stateFile)
   const noDowngrade = (head: VerifiedHead) => {
