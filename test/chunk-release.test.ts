@@ -12,7 +12,7 @@ import {PassThrough, Writable} from 'node:stream'
 import {after, before, describe, it} from 'node:test'
 
 import {AirlockError, VerifyError} from '../src/core/errors.js'
-import {VerifiedTarStream} from '../src/install/tarstream.js'
+import {VerifiedTarStream} from '../src/transports/docker-archive/tarstream.js'
 import {WorkerHasher} from '../src/transports/archive/hash-worker.js'
 import type {ImageRecord} from '../src/transports/archive/metadata.js'
 import {readArchive, VerifiedHead} from '../src/transports/archive/reader.js'

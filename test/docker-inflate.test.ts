@@ -11,7 +11,7 @@ import {gzipSync} from 'node:zlib'
 import {describe, it} from 'node:test'
 
 import {VerifyError} from '../src/core/errors.js'
-import {InflatedSizeError, VerifiedTarStream} from '../src/install/tarstream.js'
+import {InflatedSizeError, VerifiedTarStream} from '../src/transports/docker-archive/tarstream.js'
 import type {VerifiedHead} from '../src/transports/archive/reader.js'
 import type {ImageRecord} from '../src/transports/archive/metadata.js'
 import {classicImageStore, inflatedSizeFor} from '../src/transports/docker-daemon/destination.js'

@@ -19,7 +19,7 @@ import {generateKeyPair} from '../src/sign/keys.js'
 import {HASH_CHUNK} from '../src/transports/archive/hash-pool.js'
 import {readArchive} from '../src/transports/archive/reader.js'
 import {BLOCK, paddingFor} from '../src/transports/archive/tar.js'
-import {archiveArgument} from '../src/verify/early.js'
+import {archiveArgument} from '../src/cli/fast.js'
 import {randomLayer, splitTar, syntheticArchive} from './helpers/archive.js'
 import {BIN, runCli} from './helpers/cli.js'
 

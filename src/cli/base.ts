@@ -1,21 +1,37 @@
 import {Command} from '@oclif/core/command'
+import * as Flags from '@oclif/core/flags'
 
 import {AirlockError, EXIT} from '../core/errors.js'
+import {environment} from './env.js'
+import {DEBUG} from './flag-table.js'
+import {oclifFlag} from './flags.js'
 import {errorJson, writeErrorText} from './report.js'
 
 /**
  * Base for every airlock command: --json is enabled, and user-facing errors
  * (AirlockError) are printed as a clear message with no stack trace, with the
- * documented exit code. Anything else is a bug and keeps its stack (AIRLOCK_DEBUG=1
+ * documented exit code. Anything else is a bug and keeps its stack (--debug or AIRLOCK_DEBUG
  * shows stacks for AirlockErrors too).
  */
 export abstract class AirlockCommand extends Command {
   static override enableJsonFlag = true
 
+  static override baseFlags = {
+    // oclif's own --json, with the variable oclif also reads for it in its help.
+    json: Flags.boolean({description: 'Format output as json. [env: AIRLOCK_CONTENT_TYPE=json]', helpGroup: 'GLOBAL'}),
+    debug: oclifFlag(DEBUG),
+  }
+
+  /** --debug, or AIRLOCK_DEBUG set (read here: the error may come before the flags are parsed). */
+  private debugEnabled(): boolean {
+    const dash = this.argv.indexOf('--')
+    return this.argv.slice(0, dash === -1 ? undefined : dash).includes('--debug') || Boolean(environment().AIRLOCK_DEBUG)
+  }
+
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
     if (err instanceof AirlockError) {
       if (this.jsonEnabled()) this.logJson(errorJson(err))
-      else writeErrorText(err)
+      else writeErrorText(err, {debug: this.debugEnabled()})
       this.exit(err.exitCode)
     }
     // oclif's own parse errors (unknown flag, missing arg) are user errors: exit 2.

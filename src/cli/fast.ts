@@ -5,10 +5,9 @@ import {trustedKeyPaths} from '../sign/keys.js'
 import {usePgpCodeCache} from '../sign/pgp.js'
 import {startEarlyAt} from '../verify/early.js'
 import {verifyArchive, verifyLines} from '../verify/verify.js'
+import {environment, hashThreadsOf} from './env.js'
+import {parseArgv, VERIFY_FLAGS} from './flag-table.js'
 import {errorJson, writeErrorText} from './report.js'
-
-/** For bin/run.js, when the command line is left to oclif. */
-export {startEarly} from '../verify/early.js'
 
 /**
  * `airlock verify` without the CLI framework. Loading oclif (its config, plugins and command
@@ -18,9 +17,11 @@ export {startEarly} from '../verify/early.js'
  *
  *   verify ARCHIVE [--key FILE | --key=FILE | -k FILE]... [--allow-unsigned] [--json]
  *
- * Anything else (help, an unknown or repeated flag, `--`, a value that looks like a flag,
- * AIRLOCK_CONTENT_TYPE) is left to oclif, which parses, documents and reports it. A test runs
- * every case both ways (AIRLOCK_NO_FAST=1 turns this path off) and compares the outputs.
+ * The command line is read with the table the oclif command is built from (VERIFY_FLAGS).
+ * Anything else (help, an unknown or repeated flag, `--`, `-kFILE`, a value that looks like a
+ * flag, AIRLOCK_CONTENT_TYPE, --no-fast) is left to oclif, which parses, documents and reports
+ * it. A test runs every case both ways (AIRLOCK_NO_FAST=1 turns this path off) and compares the
+ * outputs.
  */
 
 export interface FastVerify {
@@ -28,40 +29,39 @@ export interface FastVerify {
   keys: string[]
   allowUnsigned: boolean
   json: boolean
+  debug: boolean
+  hashThreads?: number
 }
 
 /** The plain `verify` command line (the words after `verify`), or undefined to leave it to oclif. */
 export function parseFastVerify(argv: string[], env: NodeJS.ProcessEnv = process.env): FastVerify | undefined {
-  if (env.AIRLOCK_CONTENT_TYPE !== undefined) return undefined
-  let archive: string | undefined
-  const keys: string[] = []
-  let allowUnsigned = false
-  let json = false
-  const plainValue = (v: string | undefined): v is string => v !== undefined && v !== '' && !v.startsWith('-')
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a === '--json') {
-      if (json) return undefined
-      json = true
-    } else if (a === '--allow-unsigned') {
-      if (allowUnsigned) return undefined
-      allowUnsigned = true
-    } else if (a === '--key' || a === '-k') {
-      const v = argv[++i]
-      if (!plainValue(v)) return undefined
-      keys.push(v)
-    } else if (a.startsWith('--key=')) {
-      const v = a.slice('--key='.length)
-      if (!plainValue(v)) return undefined
-      keys.push(v)
-    } else if (plainValue(a) && archive === undefined) {
-      archive = a
-    } else {
-      return undefined
-    }
+  const vars = environment(env)
+  if (vars.AIRLOCK_CONTENT_TYPE !== undefined) return undefined
+  const parsed = parseArgv(VERIFY_FLAGS, argv)
+  if (!parsed?.plain || parsed.args.length !== 1 || parsed.flags.has('no-fast')) return undefined
+  const given = (name: keyof typeof VERIFY_FLAGS) => parsed.flags.has(name)
+  // As oclif reads a flag's env: only when the flag is not given, and not empty.
+  const hashThreads = parsed.flags.get('hash-threads')?.[0] ?? (vars.AIRLOCK_HASH_THREADS || undefined)
+  return {
+    archive: parsed.args[0],
+    keys: trustedKeyPaths(parsed.flags.get('key'), vars),
+    allowUnsigned: given('allow-unsigned'),
+    json: given('json'),
+    debug: given('debug') || Boolean(vars.AIRLOCK_DEBUG),
+    hashThreads: hashThreadsOf(hashThreads),
   }
-  if (archive === undefined) return undefined
-  return {archive, keys: trustedKeyPaths(keys, env), allowUnsigned, json}
+}
+
+/** Where bin/run.js starts hashing early when the command line is left to oclif: a single archive argument. */
+export function archiveArgument(argv: string[]): string | undefined {
+  const parsed = parseArgv(VERIFY_FLAGS, argv)
+  return parsed?.args.length === 1 ? parsed.args[0] : undefined
+}
+
+/** For bin/run.js, when the command line is left to oclif. */
+export function startEarly(argv: string[]): void {
+  const archive = archiveArgument(argv)
+  if (archive !== undefined) startEarlyAt(archive)
 }
 
 /**
@@ -74,7 +74,7 @@ export async function runFastVerify(argv: string[]): Promise<boolean> {
   startEarlyAt(cmd.archive)
   usePgpCodeCache(fileURLToPath(new URL('../openpgp.v8cache', import.meta.url)))
   try {
-    const result = await verifyArchive({archive: cmd.archive, keys: cmd.keys, allowUnsigned: cmd.allowUnsigned})
+    const result = await verifyArchive({archive: cmd.archive, keys: cmd.keys, allowUnsigned: cmd.allowUnsigned, hashThreads: cmd.hashThreads})
     if (cmd.json) console.log(JSON.stringify(result, null, 2))
     else for (const line of verifyLines(result)) console.log(line)
     process.exitCode = 0
@@ -87,7 +87,7 @@ export async function runFastVerify(argv: string[]): Promise<boolean> {
       return true
     }
     if (cmd.json) console.log(JSON.stringify(errorJson(error), null, 2))
-    else writeErrorText(error)
+    else writeErrorText(error, {debug: cmd.debug})
     process.exitCode = error.exitCode
   }
   return true

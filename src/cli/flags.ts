@@ -1,31 +1,68 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
-import {TRUSTED_KEYS_ENV} from '../sign/keys.js'
+import {ALLOW_UNSIGNED, FlagSpec, FlagTable, HASH_THREADS, TRUSTED_KEYS} from './flag-table.js'
 
 /**
- * The flags and argument shared by the commands that read an archive (verify, install, serve,
- * inspect), defined once so their names, environment variable and help stay the same everywhere.
+ * oclif flags built from the declarative specs of src/cli/flag-table.ts, and the flags and
+ * argument shared by the commands that read an archive (verify, install, serve, inspect), defined
+ * once so their names, environment variable and help stay the same everywhere.
  */
 
-/**
- * A repeatable key-file flag. One value per `--key` (`--key A --key B ARCHIVE`), so that the
- * archive after it stays the argument.
- */
-export function keysFlag(description: string) {
-  return Flags.string({char: 'k', description, multiple: true, multipleNonGreedy: true})
+export type MultipleValueFlag = ReturnType<typeof multipleFlag>
+export type ValueFlag = ReturnType<typeof valueFlag>
+export type SwitchFlag = ReturnType<typeof booleanFlag>
+
+/** The oclif flag type of a spec. */
+export type OclifFlagOf<S extends FlagSpec> = S extends {value: true; multiple: true} ? MultipleValueFlag : S extends {value: true} ? ValueFlag : SwitchFlag
+
+/** The oclif flag of one spec. */
+export function oclifFlag<S extends FlagSpec>(spec: S): OclifFlagOf<S> {
+  if (!spec.value) return booleanFlag(spec) as OclifFlagOf<S>
+  return (spec.multiple ? multipleFlag(spec) : valueFlag(spec)) as OclifFlagOf<S>
 }
 
-/**
- * Trusted keys: `--key` (repeatable), else AIRLOCK_TRUSTED_KEYS, read by trustedKeyPaths() and
- * not by the parser (which would hand a multiple flag its environment value as one string).
- */
-export const trustedKeysFlag = keysFlag(`trusted public key file or directory of keys (repeatable); a key inside the archive is never trusted [env: ${TRUSTED_KEYS_ENV}, comma-separated]`)
+function common(spec: FlagSpec) {
+  return {
+    description: spec.description,
+    ...(spec.char ? {char: spec.char as 'k'} : {}),
+    ...(spec.env ? {env: spec.env} : {}),
+    ...(spec.hidden ? {hidden: true} : {}),
+  }
+}
 
-export const allowUnsignedFlag = Flags.boolean({
-  description: 'accept an archive without a signature (integrity is still checked)',
-  default: false,
-})
+function booleanFlag(spec: FlagSpec) {
+  return Flags.boolean({...common(spec), default: false})
+}
+
+function valueFlag(spec: FlagSpec) {
+  return Flags.string(common(spec))
+}
+
+function multipleFlag(spec: FlagSpec) {
+  return Flags.string({...common(spec), multiple: true, multipleNonGreedy: true})
+}
+
+/** The oclif flags of a table, by name. */
+type OclifFlags<T extends FlagTable> = {[K in keyof T as T[K] extends {builtin: true} ? never : K]: OclifFlagOf<T[K]>}
+
+/** The oclif flags of a table (the builtin ones are declared by oclif or AirlockCommand). */
+export function oclifFlags<T extends FlagTable>(table: T): OclifFlags<T> {
+  const out: Record<string, unknown> = {}
+  for (const [name, spec] of Object.entries(table)) if (!spec.builtin) out[name] = oclifFlag(spec)
+  return out as OclifFlags<T>
+}
+
+export const trustedKeysFlag = oclifFlag(TRUSTED_KEYS)
+
+export const allowUnsignedFlag = oclifFlag(ALLOW_UNSIGNED)
+
+export const hashThreadsFlag = oclifFlag(HASH_THREADS)
+
+/** A repeatable key-file flag, one value per `--key` (see TRUSTED_KEYS). */
+export function keysFlag(description: string) {
+  return oclifFlag({...TRUSTED_KEYS, description})
+}
 
 export function archiveArg(verb: string) {
   return Args.string({description: `archive to ${verb} (a split archive: its first part, or a glob of its parts)`, required: true})

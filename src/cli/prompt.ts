@@ -1,9 +1,11 @@
 import readline from 'node:readline'
 import {Writable} from 'node:stream'
 
+import type {Environment} from './env.js'
+
 /** Whether we may ask the person at the terminal (never in CI or with piped input). */
-export function canPrompt(): boolean {
-  return Boolean(process.stdin.isTTY && process.stderr.isTTY) && !process.env.CI
+export function canPrompt(env: Environment): boolean {
+  return Boolean(process.stdin.isTTY && process.stderr.isTTY) && !env.CI
 }
 
 /** Read a secret from the terminal without echoing it. */
@@ -17,4 +19,9 @@ export async function promptSecret(question: string): Promise<string> {
     rl.close()
     process.stderr.write('\n')
   }
+}
+
+/** The passphrase prompt handed to library code (which never prompts itself), when there is a terminal to ask on. */
+export function passphrasePrompt(env: Environment): ((question: string) => Promise<string>) | undefined {
+  return canPrompt(env) ? promptSecret : undefined
 }

@@ -1,9 +1,12 @@
 import {Args, Flags} from '@oclif/core'
 
 import {AirlockCommand} from '../cli/base.js'
+import {environment} from '../cli/env.js'
 import {formatBytes, progressFor} from '../cli/progress.js'
-import {createBundle, CreateResult, parseSize} from '../create/create.js'
+import {passphrasePrompt} from '../cli/prompt.js'
+import {createBundle, CreateResult, epochFromEnv, parseSize} from '../create/create.js'
 import {MediaResult, writeInstallMedia} from '../package/media.js'
+import {defaultKeysDir, SigningKeyOptions} from '../sign/find.js'
 
 export default class Create extends AirlockCommand {
   static override summary = 'Build one signed, deduplicated archive from a bundle.yaml'
@@ -28,6 +31,8 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
   static override flags = {
     output: Flags.string({char: 'o', description: 'archive to write (default NAME-VERSION.tar)'}),
     'sign-key': Flags.string({description: 'OpenPGP private key file to sign with (overrides signing.key); passphrase from AIRLOCK_KEY_PASSPHRASE'}),
+    'keys-dir': Flags.string({description: 'private keys looked up by signing.fingerprint (default $XDG_CONFIG_HOME/airlock/keys)', env: 'AIRLOCK_KEYS_DIR'}),
+    'key-passphrase': Flags.string({description: 'passphrase of the signing key (set the variable: a command line is visible to other users)', env: 'AIRLOCK_KEY_PASSPHRASE', hidden: true}),
     unsigned: Flags.boolean({description: 'write an UNSIGNED bundle (not recommended)', default: false}),
     jobs: Flags.integer({char: 'j', description: 'blobs pulled at once', default: 8, min: 1, max: 64}),
     'cache-dir': Flags.string({description: 'also keep pulled blobs in this blob cache, and take blobs from it (default: no cache)', env: 'AIRLOCK_CACHE_DIR'}),
@@ -37,6 +42,7 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
     'with-installer': Flags.string({description: 'also write complete installation media into DIR: the archive, a Node-free airlock installer, the public key, its fingerprint and INSTALL.txt'}),
     split: Flags.string({description: 'write parts of at most SIZE (e.g. 700M, 4480M, 4G; powers of 1024): OUT.000, OUT.001, …; `cat` of the parts is the archive'}),
     since: Flags.string({description: 'previous bundle (archive, first part or glob): write a differential bundle without the layers it shipped'}),
+    'source-date-epoch': Flags.string({description: 'seconds since 1970 for every timestamp in the archive (reproducible archives; default 0)', env: 'SOURCE_DATE_EPOCH'}),
     'keep-going': Flags.boolean({description: 'write an archive of the images that could be fetched; list the others as failed (exit 0, warnings on stderr, "failed" in --json)', default: false}),
     retries: Flags.integer({description: 'retries per registry request', env: 'AIRLOCK_RETRIES', min: 0, max: 20, hidden: true}),
     'retry-base-delay-ms': Flags.integer({description: 'first retry delay in ms (doubles per attempt, with jitter)', env: 'AIRLOCK_RETRY_BASE_DELAY_MS', min: 0, hidden: true}),
@@ -45,10 +51,15 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
   async run(): Promise<CreateResult & {media?: MediaResult}> {
     const {args, flags} = await this.parse(Create)
     const json = this.jsonEnabled()
+    const env = environment()
+    const signing: SigningKeyOptions = {keysDir: flags['keys-dir'] ?? defaultKeysDir(env), passphrase: flags['key-passphrase'], askPassphrase: passphrasePrompt(env)}
+    const epoch = flags['source-date-epoch']
     const result = await createBundle({
       specFile: args.file,
       output: flags.output,
       signKey: flags['sign-key'],
+      signing,
+      ...(epoch === undefined ? {} : {epoch: epochFromEnv({SOURCE_DATE_EPOCH: epoch})}),
       unsigned: flags.unsigned,
       jobs: flags.jobs,
       cacheDir: flags['cache-dir'],
@@ -74,7 +85,7 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
       }
     }
     if (flags['with-installer']) {
-      const media = await writeInstallMedia({dir: flags['with-installer'], files: result.files ?? [result.archive], bundle: result.bundle, signer: result.signer, specFile: args.file, signKey: flags['sign-key']})
+      const media = await writeInstallMedia({dir: flags['with-installer'], files: result.files ?? [result.archive], bundle: result.bundle, signer: result.signer, specFile: args.file, signKey: flags['sign-key'], signing})
       if (!json) this.log(`  installation media in ${media.dir}: ${media.installer}, ${media.archive.join(', ')}${media.publicKey ? `, ${media.publicKey}` : ''}, INSTALL.txt`)
       return {...result, media}
     }

@@ -1,7 +1,8 @@
 import {Flags} from '@oclif/core'
 
 import {AirlockCommand} from '../cli/base.js'
-import {allowUnsignedFlag, archiveArg, trustedKeysFlag} from '../cli/flags.js'
+import {environment} from '../cli/env.js'
+import {allowUnsignedFlag, archiveArg, hashThreadsFlag, trustedKeysFlag} from '../cli/flags.js'
 import {startServe, ServeStats} from '../serve/server.js'
 import type {ServedImage} from '../serve/catalog.js'
 import {trustedKeyPaths} from '../sign/keys.js'
@@ -42,6 +43,7 @@ Exit codes: 0 stopped by a signal, 3 verification failed, 2 invalid input, 1 oth
     'tls-cert': Flags.string({description: 'PEM certificate (chain) to serve HTTPS'}),
     'tls-key': Flags.string({description: 'PEM private key for --tls-cert'}),
     'allow-unsigned': allowUnsignedFlag,
+    'hash-threads': hashThreadsFlag,
   }
 
   /** One JSON object per line: a long-running command emits several. */
@@ -54,7 +56,7 @@ Exit codes: 0 stopped by a signal, 3 verification failed, 2 invalid input, 1 oth
     const json = this.jsonEnabled()
     const handle = await startServe({
       archive: args.archive,
-      keys: trustedKeyPaths(flags.key),
+      keys: trustedKeyPaths(flags.key, environment()),
       allowUnsigned: flags['allow-unsigned'],
       listen: flags.listen,
       tlsCert: flags['tls-cert'],

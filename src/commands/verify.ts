@@ -1,5 +1,7 @@
 import {AirlockCommand} from '../cli/base.js'
-import {allowUnsignedFlag, archiveArg, trustedKeysFlag} from '../cli/flags.js'
+import {environment, hashThreadsOf} from '../cli/env.js'
+import {VERIFY_FLAGS} from '../cli/flag-table.js'
+import {archiveArg, oclifFlags} from '../cli/flags.js'
 import {trustedKeyPaths} from '../sign/keys.js'
 import {verifyArchive, verifyLines, VerifyResult} from '../verify/verify.js'
 
@@ -19,14 +21,14 @@ Exit codes: 0 verified, 3 verification failed, 2 invalid input (e.g. no --key), 
     archive: archiveArg('verify'),
   }
 
-  static override flags = {
-    key: trustedKeysFlag,
-    'allow-unsigned': allowUnsignedFlag,
-  }
+  /** From the table the fast path parses with (src/cli/fast.ts). */
+  static override flags = oclifFlags(VERIFY_FLAGS)
 
   async run(): Promise<VerifyResult> {
     const {args, flags} = await this.parse(Verify)
-    const result = await verifyArchive({archive: args.archive, keys: trustedKeyPaths(flags.key), allowUnsigned: flags['allow-unsigned']})
+    const result = await verifyArchive({
+      archive: args.archive, keys: trustedKeyPaths(flags.key, environment()), allowUnsigned: flags['allow-unsigned'], hashThreads: hashThreadsOf(flags['hash-threads']),
+    })
     for (const line of verifyLines(result)) this.log(line)
     return result
   }

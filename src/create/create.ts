@@ -13,7 +13,7 @@ import {Progress, silentProgress, formatBytes} from '../core/progress.js'
 import {imageBlobs, ResolvedImage, resolveImages} from '../resolve/resolve.js'
 import {buildLock, checkLocked, lockPathFor, readLock, writeLock} from '../resolve/lock.js'
 import {Sources} from '../resolve/sources.js'
-import {findSigningKey} from '../sign/find.js'
+import {findSigningKey, SigningKeyOptions} from '../sign/find.js'
 import {loadBundleSpec, resolveExpiry} from '../spec/load.js'
 import {AirlockMetadata, FORMAT_VERSION, ImageRecord} from '../transports/archive/metadata.js'
 import {ArchiveFile, archiveFiles, ArchivePlan, copyBlobFile, planArchive, PlannedBlob, writeLayout} from '../transports/archive/writer.js'
@@ -27,6 +27,8 @@ export interface CreateOptions {
   specFile: string
   output?: string
   signKey?: string
+  /** Keys directory, passphrase and prompt for the signing key (passed in by the command). */
+  signing?: SigningKeyOptions
   unsigned?: boolean
   jobs?: number
   cacheDir?: string
@@ -134,7 +136,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
 
   let signingKey: openpgp.PrivateKey | undefined
   if (!opts.unsigned) {
-    signingKey = await findSigningKey({path: opts.signKey ?? spec.signing?.key, fingerprint: opts.signKey ? undefined : spec.signing?.fingerprint})
+    signingKey = await findSigningKey({...opts.signing, path: opts.signKey ?? spec.signing?.key, fingerprint: opts.signKey ? undefined : spec.signing?.fingerprint})
     if (!signingKey) {
       throw new InputError('sign.no_key', 'no signing key: pass --sign-key FILE (or set signing.key in bundle.yaml), or --unsigned to create an UNSIGNED bundle')
     }

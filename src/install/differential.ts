@@ -3,8 +3,8 @@ import type * as openpgp from 'openpgp'
 
 import {readArchive, VerifiedHead} from '../transports/archive/reader.js'
 import type {ImageRecord} from '../transports/archive/metadata.js'
-import {blobsOf} from './tarstream.js'
-import type {Destination} from './types.js'
+import {blobsOf} from '../transports/docker-archive/tarstream.js'
+import type {Destination} from '../transports/types.js'
 
 /** Blobs the selected images need that this (differential) archive does not contain. */
 export function externalBlobs(head: VerifiedHead, images: ImageRecord[]): Map<string, number> {

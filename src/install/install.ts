@@ -8,14 +8,15 @@ import {closest} from '../spec/suggest.js'
 import {readArchive, VerifiedHead} from '../transports/archive/reader.js'
 import type {ImageRecord} from '../transports/archive/metadata.js'
 import {ociDestination} from '../transports/oci-layout/destination.js'
-import {parseRegistryTarget, registryDestination, targetReference} from '../transports/registry/destination.js'
+import {registryDestination} from '../transports/registry/destination.js'
+import {parseTarget, Target, targetReference} from '../transports/target.js'
 import {formatReference} from '../spec/reference.js'
 import {ENTRY} from '../transports/archive/metadata.js'
-import {checkDowngrade, defaultStateFile, readState, recordInstall} from './state.js'
+import {checkDowngrade, readState, recordInstall} from './state.js'
 import {sha256Hex} from '../core/digest.js'
-import type {Destination, DestinationContext, InstalledImage} from './types.js'
+import type {Destination, DestinationContext, InstalledImage} from '../transports/types.js'
 import {requireBaseOnTarget, withBaseArchive} from './differential.js'
-import {blobsOf, InflatedSizeError} from './tarstream.js'
+import {blobsOf, InflatedSizeError} from '../transports/docker-archive/tarstream.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 
 export interface InstallOptions {
@@ -32,15 +33,28 @@ export interface InstallOptions {
   registryConfig?: string
   insecure?: boolean
   caFile?: string
+  /** Docker Engine socket, `unix:///path` (DOCKER_HOST; default /var/run/docker.sock). */
+  dockerHost?: string
+  /** Send gzip layers to a classic docker image store inflated (default true; AIRLOCK_DOCKER_LAYERS=gzip: false). */
+  dockerInflate?: boolean
+  /** podman executable (AIRLOCK_PODMAN; default `podman` on PATH). */
+  podman?: string
+  /** ctr executable (AIRLOCK_CTR; default `ctr` on PATH). */
+  ctr?: string
+  /** containerd socket (CONTAINERD_ADDRESS; default ctr's own). */
+  containerdAddress?: string
+  /** containerd namespace (CONTAINERD_NAMESPACE; default `default`). */
   namespace?: string
+  /** Hashing threads, the main one included (AIRLOCK_HASH_THREADS; default the cores, at most 8). */
+  hashThreads?: number
   jobs?: number
   now?: Date
   retries?: number
   retryBaseDelayMs?: number
   /** Install even if a newer version of the bundle is recorded in the state file. */
   allowDowngrade?: boolean
-  /** Installed-versions record (default: defaultStateFile()). */
-  stateFile?: string
+  /** Installed-versions record (the command passes --state-file, else defaultStateFile()). */
+  stateFile: string
 }
 
 export interface InstallResult {
@@ -52,15 +66,6 @@ export interface InstallResult {
   images: InstalledImage[]
   blobs: number
   bytes: number
-}
-
-export type TargetKind = 'docker' | 'podman' | 'containerd' | 'registry' | 'oci'
-
-export function targetKind(to: string): TargetKind {
-  if (to === 'docker' || to === 'podman' || to === 'containerd') return to
-  if (to.startsWith('registry://')) return 'registry'
-  if (to.startsWith('oci:') && to.length > 4) return 'oci'
-  throw new InputError('install.bad_target', `unknown target ${JSON.stringify(to)}: use docker, podman, containerd, registry://HOST[:PORT][/PREFIX] or oci:DIR`)
 }
 
 /** Which images --only selects: full name, ref, or a unique suffix such as `app-a:1`. */
@@ -79,29 +84,32 @@ export function selectImages(images: ImageRecord[], only?: string[]): ImageRecor
   return images.filter((i) => out.has(i))
 }
 
-async function destinationFor(kind: TargetKind, opts: InstallOptions, ctx: DestinationContext, retry: {inflate?: boolean} = {}): Promise<Destination> {
-  switch (kind) {
+async function destinationFor(target: Target, opts: InstallOptions, ctx: DestinationContext, retry: {inflate?: boolean} = {}): Promise<Destination> {
+  switch (target.kind) {
     case 'oci':
-      return ociDestination({...ctx, dir: opts.to.slice(4)})
+      return ociDestination({...ctx, dir: target.dir})
     case 'registry':
       return registryDestination({...ctx, target: opts.to, insecure: opts.insecure, caFile: opts.caFile, registryConfig: opts.registryConfig, jobs: opts.jobs, retries: opts.retries, retryBaseDelayMs: opts.retryBaseDelayMs})
     case 'docker': {
       const m = await import('../transports/docker-daemon/destination.js')
-      return m.dockerDestination({...ctx, ...retry})
+      const inflate = retry.inflate ?? opts.dockerInflate
+      return m.dockerDestination({...ctx, ...(opts.dockerHost ? {host: opts.dockerHost} : {}), ...(inflate === undefined ? {} : {inflate})})
     }
     case 'podman': {
       const m = await import('../transports/podman/destination.js')
-      return m.podmanDestination({...ctx})
+      return m.podmanDestination({...ctx, ...(opts.podman ? {podman: opts.podman} : {})})
     }
     case 'containerd': {
       const m = await import('../transports/containerd/destination.js')
-      return m.containerdDestination({...ctx, ...(opts.namespace ? {namespace: opts.namespace} : {})})
+      return m.containerdDestination({
+        ...ctx, ...(opts.namespace ? {namespace: opts.namespace} : {}), ...(opts.containerdAddress ? {address: opts.containerdAddress} : {}), ...(opts.ctr ? {ctr: opts.ctr} : {}),
+      })
     }
   }
 }
 
-function targetName(kind: TargetKind, to: string, img: ImageRecord): string {
-  return kind === 'registry' ? formatReference(targetReference(img.name, parseRegistryTarget(to))) : img.name
+function targetName(target: Target, img: ImageRecord): string {
+  return target.kind === 'registry' ? formatReference(targetReference(img.name, target)) : img.name
 }
 
 /**
@@ -109,15 +117,14 @@ function targetName(kind: TargetKind, to: string, img: ImageRecord): string {
  * the target receives only verified bytes and makes nothing visible before everything verified.
  */
 export async function installArchive(opts: InstallOptions): Promise<InstallResult> {
-  const kind = targetKind(opts.to)
-  if (kind === 'registry') parseRegistryTarget(opts.to)
+  const target = parseTarget(opts.to)
   const progress = opts.progress ?? silentProgress
   const trustedKeys = await loadTrustedKeys(opts.keys)
   const parts = await resolveArchiveParts(opts.archive)
   let selected: ImageRecord[] = []
   // Rollback protection (src/install/state.ts): refuse a bundle older than the one installed before.
-  const stateFile = opts.stateFile ?? defaultStateFile()
-  const targetKey = kind === 'oci' ? `oci:${path.resolve(opts.to.slice(4))}` : opts.to
+  const stateFile = opts.stateFile
+  const targetKey = target.kind === 'oci' ? `oci:${path.resolve(target.dir)}` : opts.to
   const state = await readState(stateFile)
   const noDowngrade = (head: VerifiedHead) => {
     if (!opts.allowDowngrade) checkDowngrade(state, head.metadata.bundle, stateFile, targetKey)
@@ -143,21 +150,21 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
     const r = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
     noDowngrade(r.head)
     selected = selectImages(r.head.metadata.images, opts.only)
-    for (const img of selected) progress.note(`  would install ${targetName(kind, opts.to, img)}  ${img.digest}`)
+    for (const img of selected) progress.note(`  would install ${targetName(target, img)}  ${img.digest}`)
     return {
       archive: opts.archive, target: opts.to, dryRun: true, bundle: {name: r.bundle.name, version: r.bundle.version},
       ...(r.signer ? {signer: {fingerprint: r.signer.fingerprint, userId: r.signer.userId}} : {}),
-      images: selected.map((img) => ({name: targetName(kind, opts.to, img), digest: img.digest, confirmed: ''})),
+      images: selected.map((img) => ({name: targetName(target, img), digest: img.digest, confirmed: ''})),
       blobs: r.blobs, bytes: r.bytes,
     }
   }
   const basePartsP = opts.base ? resolveArchiveParts(opts.base) : undefined
   const pass = async (retry: {inflate?: boolean}) => {
-    const target = await destinationFor(kind, opts, ctx, retry)
+    const destination = await destinationFor(target, opts, ctx, retry)
     // Differential bundles: blobs left out come from --base, or must already be on the target.
     const dest = basePartsP
-      ? withBaseArchive(target, () => selected, {parts: await basePartsP, trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
-      : requireBaseOnTarget(target, () => selected)
+      ? withBaseArchive(destination, () => selected, {parts: await basePartsP, trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
+      : requireBaseOnTarget(destination, () => selected)
     try {
       return {dest, r: await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest})}
     } finally {

@@ -7,7 +7,7 @@
  * refuses a bundle older than the one recorded for the same target unless --allow-downgrade is given.
  *
  * File: --state-file, else $AIRLOCK_STATE_FILE, else $XDG_STATE_HOME/airlock/installed.json, else
- * ~/.local/state/airlock/installed.json. Written atomically (temp file + rename).
+ * ~/.local/state/airlock/installed.json (the install command passes its environment to defaultStateFile). Written atomically (temp file + rename).
  */
 import {randomBytes} from 'node:crypto'
 import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
@@ -34,7 +34,7 @@ export interface InstallState {
   bundles: Record<string, InstalledRecord>
 }
 
-export function defaultStateFile(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultStateFile(env: Readonly<Record<string, string | undefined>>): string {
   if (env.AIRLOCK_STATE_FILE) return path.resolve(env.AIRLOCK_STATE_FILE)
   const base = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state')
   return path.join(base, 'airlock', 'installed.json')

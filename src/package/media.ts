@@ -10,7 +10,7 @@ import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 
 import {InputError} from '../core/errors.js'
-import {findSigningKey} from '../sign/find.js'
+import {findSigningKey, SigningKeyOptions} from '../sign/find.js'
 import {describeKey} from '../sign/keys.js'
 import {loadBundleSpec} from '../spec/load.js'
 import {buildInstaller} from './installer.js'
@@ -44,6 +44,7 @@ export async function writeInstallMedia(opts: {
   /** how create found the signing key, to write its PUBLIC half */
   specFile: string
   signKey?: string
+  signing?: SigningKeyOptions
 }): Promise<MediaResult> {
   const dir = path.resolve(opts.dir)
   await mkdir(dir, {recursive: true})
@@ -57,7 +58,7 @@ export async function writeInstallMedia(opts: {
   let publicKey: string | undefined
   if (opts.signer) {
     const spec = await loadBundleSpec(opts.specFile)
-    const key = await findSigningKey({path: opts.signKey ?? spec.signing?.key, fingerprint: opts.signKey ? undefined : spec.signing?.fingerprint})
+    const key = await findSigningKey({...opts.signing, path: opts.signKey ?? spec.signing?.key, fingerprint: opts.signKey ? undefined : spec.signing?.fingerprint})
     if (!key || describeKey(key).fingerprint !== opts.signer.fingerprint) {
       throw new InputError('media.key', 'cannot find the signing key again to write its public half into the media')
     }

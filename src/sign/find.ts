@@ -5,10 +5,17 @@ import path from 'node:path'
 import type * as openpgp from 'openpgp'
 
 import {InputError} from '../core/errors.js'
-import {describeKey, loadPrivateKey} from './keys.js'
+import {describeKey, KeyUnlock, loadPrivateKey} from './keys.js'
 
-export function keysDir(): string {
-  return process.env.AIRLOCK_KEYS_DIR || path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'airlock', 'keys')
+/** The airlock keys directory: AIRLOCK_KEYS_DIR, else $XDG_CONFIG_HOME/airlock/keys, else ~/.config/airlock/keys. */
+export function defaultKeysDir(env: Readonly<Record<string, string | undefined>>): string {
+  return env.AIRLOCK_KEYS_DIR || path.join(env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'airlock', 'keys')
+}
+
+/** Where and how `findSigningKey` finds and unlocks a private key (passed in by the commands). */
+export interface SigningKeyOptions extends KeyUnlock {
+  /** Directory of private keys looked up by fingerprint (default ~/.config/airlock/keys). */
+  keysDir?: string
 }
 
 function normFpr(f: string): string {
@@ -19,16 +26,17 @@ function normFpr(f: string): string {
  * The signing key: a key file, optionally checked against an expected fingerprint; or, given
  * only a fingerprint, the matching private key in the airlock keys directory.
  */
-export async function findSigningKey(opts: {path?: string; fingerprint?: string}): Promise<openpgp.PrivateKey | undefined> {
+export async function findSigningKey(opts: {path?: string; fingerprint?: string} & SigningKeyOptions): Promise<openpgp.PrivateKey | undefined> {
   const want = opts.fingerprint ? normFpr(opts.fingerprint) : undefined
+  const unlock: KeyUnlock = {passphrase: opts.passphrase, askPassphrase: opts.askPassphrase}
   if (opts.path) {
-    const key = await loadPrivateKey(opts.path)
+    const key = await loadPrivateKey(opts.path, unlock)
     const got = describeKey(key).fingerprint
     if (want && !got.endsWith(want)) throw new InputError('sign.fingerprint_mismatch', `${opts.path} holds key ${got}, not ${want}`)
     return key
   }
   if (!want) return undefined
-  const dir = keysDir()
+  const dir = opts.keysDir ?? defaultKeysDir({})
   let names: string[] = []
   try {
     names = (await readdir(dir)).filter((n) => /\.(asc|key|gpg)$/i.test(n))
@@ -38,7 +46,7 @@ export async function findSigningKey(opts: {path?: string; fingerprint?: string}
   for (const n of names.sort()) {
     try {
       // eslint-disable-next-line no-await-in-loop
-      const key = await loadPrivateKey(path.join(dir, n))
+      const key = await loadPrivateKey(path.join(dir, n), unlock)
       if (describeKey(key).fingerprint.endsWith(want)) return key
     } catch {
       // not a private key (a public one, or locked with another passphrase): skip

@@ -6,7 +6,6 @@ import type * as openpgp from 'openpgp'
 import {InputError} from '../core/errors.js'
 import {pgp} from './pgp.js'
 import {mergeAndRevoke, readKeyFileContent} from './trusted-keys.js'
-import {canPrompt, promptSecret} from '../cli/prompt.js'
 
 export interface KeyInfo {
   fingerprint: string
@@ -26,9 +25,9 @@ export const TRUSTED_KEYS_ENV = 'AIRLOCK_TRUSTED_KEYS'
 
 /**
  * The trusted key files or directories: the `--key` values (one path each), else the
- * comma-separated list in AIRLOCK_TRUSTED_KEYS.
+ * comma-separated list in AIRLOCK_TRUSTED_KEYS of `env` (the commands pass theirs).
  */
-export function trustedKeyPaths(flagValues: string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+export function trustedKeyPaths(flagValues: string[] | undefined, env: Readonly<Record<string, string | undefined>>): string[] {
   if (flagValues && flagValues.length > 0) return flagValues
   return (env[TRUSTED_KEYS_ENV] ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '')
 }
@@ -70,10 +69,18 @@ function isArmored(data: Uint8Array): boolean {
 }
 
 /**
- * Load a signing (private) key. Encrypted keys are unlocked with `passphrase`, or
- * AIRLOCK_KEY_PASSPHRASE. The passphrase is never logged.
+ * How a passphrase-protected private key is unlocked: with `passphrase` (the commands pass
+ * AIRLOCK_KEY_PASSPHRASE), else with what `askPassphrase` returns (the commands pass a terminal
+ * prompt when there is a terminal). Library code never prompts by itself.
  */
-export async function loadPrivateKey(file: string, passphrase = process.env.AIRLOCK_KEY_PASSPHRASE): Promise<openpgp.PrivateKey> {
+export interface KeyUnlock {
+  passphrase?: string
+  askPassphrase?: (question: string) => Promise<string>
+}
+
+/** Load a signing (private) key, unlocking it as `unlock` says. The passphrase is never logged. */
+export async function loadPrivateKey(file: string, unlock: KeyUnlock = {}): Promise<openpgp.PrivateKey> {
+  let passphrase = unlock.passphrase
   const data = await readKeyFile(file)
   const pg = await pgp()
   let key: openpgp.PrivateKey
@@ -85,7 +92,7 @@ export async function loadPrivateKey(file: string, passphrase = process.env.AIRL
     throw new InputError('key.invalid', `${file} is not an OpenPGP private key (${(error as Error).message})`)
   }
   if (!key.isDecrypted()) {
-    if (!passphrase && canPrompt()) passphrase = await promptSecret(`Passphrase for ${file}: `)
+    if (!passphrase && unlock.askPassphrase) passphrase = await unlock.askPassphrase(`Passphrase for ${file}: `)
     if (!passphrase) {
       throw new InputError('key.locked', `${file} is passphrase-protected: set AIRLOCK_KEY_PASSPHRASE`)
     }

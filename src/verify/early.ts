@@ -22,35 +22,6 @@ interface Early {
 
 let early: Early | undefined
 
-/** Flags of `verify` that take a value (everything else it accepts is boolean). */
-const VALUE_FLAGS = new Set(['--key', '-k'])
-const BOOLEAN_FLAGS = new Set(['--allow-unsigned', '--json'])
-
-/**
- * The archive argument of `verify ARGV…`, when it can be told without the parser. --key takes
- * one value per flag (`--key A --key B ARCHIVE`), as the command declares it.
- */
-export function archiveArgument(argv: string[]): string | undefined {
-  let archive: string | undefined
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a === '--') return archive === undefined && argv.length === i + 2 ? argv[i + 1] : undefined
-    if (a.startsWith('-')) {
-      if (VALUE_FLAGS.has(a)) i++
-      else if (!(VALUE_FLAGS.has(a.split('=')[0]) || /^-k./.test(a) || BOOLEAN_FLAGS.has(a))) return undefined // --help, an unknown flag: leave it all to the CLI
-    } else {
-      if (archive !== undefined) return undefined
-      archive = a
-    }
-  }
-  return archive
-}
-
-export function startEarly(argv: string[]): void {
-  const archive = archiveArgument(argv)
-  if (archive !== undefined) startEarlyAt(archive)
-}
-
 /** Start hashing the blobs of the single-file archive `archive` on the other cores, if there are any. */
 export function startEarlyAt(archive: string): void {
   try {

@@ -4,8 +4,21 @@ import {readArchive, ArchiveSink, VerifyReport} from '../transports/archive/read
 
 export type VerifyResult = VerifyReport
 
+export interface VerifyOptions {
+  archive: string
+  keys: string[]
+  allowUnsigned?: boolean
+  now?: Date
+  sink?: ArchiveSink
+  /**
+   * Hashing threads, the main one included (--hash-threads / AIRLOCK_HASH_THREADS). Not passed
+   * on yet: the hash pool still reads AIRLOCK_HASH_THREADS itself until readArchive takes it.
+   */
+  hashThreads?: number
+}
+
 /** `airlock verify`: one streaming pass, nothing written anywhere. */
-export async function verifyArchive(opts: {archive: string; keys: string[]; allowUnsigned?: boolean; now?: Date; sink?: ArchiveSink}): Promise<VerifyResult> {
+export async function verifyArchive(opts: VerifyOptions): Promise<VerifyResult> {
   // The keys load (openpgp.js with them) while the archive is opened and its blobs start being
   // hashed; a problem with the keys is still the one reported first.
   const trustedKeys = loadTrustedKeys(opts.keys)

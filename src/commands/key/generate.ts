@@ -6,6 +6,7 @@ import {Flags} from '@oclif/core'
 import {AirlockCommand} from '../../cli/base.js'
 import {InputError} from '../../core/errors.js'
 import {generateKeyPair} from '../../sign/keys.js'
+import {environment} from '../../cli/env.js'
 import {canPrompt, promptSecret} from '../../cli/prompt.js'
 import {pathExists as exists} from '../../core/fs.js'
 
@@ -30,6 +31,7 @@ export default class KeyGenerate extends AirlockCommand {
     email: Flags.string({description: 'user id email'}),
     out: Flags.string({description: 'output path prefix', default: 'airlock'}),
     force: Flags.boolean({description: 'overwrite existing key files', default: false}),
+    'key-passphrase': Flags.string({description: 'passphrase for the private key (set the variable: a command line is visible to other users)', env: 'AIRLOCK_KEY_PASSPHRASE', hidden: true}),
   }
 
   async run(): Promise<KeyGenerateResult> {
@@ -40,8 +42,10 @@ export default class KeyGenerate extends AirlockCommand {
       for (const f of [priv, pub]) if (await exists(f)) throw new InputError('key.exists', `${f} exists (use --force to overwrite)`)
     }
     await mkdir(path.dirname(path.resolve(priv)), {recursive: true})
-    let passphrase = process.env.AIRLOCK_KEY_PASSPHRASE || undefined
-    if (passphrase === undefined && process.env.AIRLOCK_KEY_PASSPHRASE === undefined && canPrompt()) {
+    const env = environment()
+    let passphrase = flags['key-passphrase'] || undefined
+    // Set but empty: no passphrase, and no question either.
+    if (passphrase === undefined && env.AIRLOCK_KEY_PASSPHRASE === undefined && canPrompt(env)) {
       const first = await promptSecret('Passphrase for the private key (empty for none): ')
       if (first) {
         if ((await promptSecret('Repeat the passphrase: ')) !== first) throw new InputError('key.passphrase_mismatch', 'the passphrases do not match')

@@ -10,22 +10,23 @@
  *
  * Images are not unpacked by default (no snapshotter needed; `ctr run` and the CRI unpack on first
  * use); pass `unpack: true` (and optionally `snapshotter`) to unpack at install time.
- * The socket comes from `address`, else $CONTAINERD_ADDRESS, else ctr's default.
+ * The socket comes from `address` (the install command passes CONTAINERD_ADDRESS), else ctr's
+ * default (ctr itself also reads CONTAINERD_ADDRESS).
  */
 import {stat} from 'node:fs/promises'
 
 import {AirlockError} from '../../core/errors.js'
-import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
+import type {Destination, DestinationContext, InstalledImage} from '../types.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import type {ImageRecord} from '../archive/metadata.js'
-import {ProcessLoader, run} from '../../install/process-loader.js'
+import {ProcessLoader, run} from '../process-loader.js'
 
 export interface ContainerdOptions {
-  /** containerd namespace (default $CONTAINERD_NAMESPACE or "default"). */
+  /** containerd namespace (default "default"; the install command passes --namespace / CONTAINERD_NAMESPACE). */
   namespace?: string
-  /** containerd socket (default $CONTAINERD_ADDRESS, else ctr's default /run/containerd/containerd.sock). */
+  /** containerd socket (default: ctr's, /run/containerd/containerd.sock or its own $CONTAINERD_ADDRESS). */
   address?: string
-  /** ctr executable (default `ctr` on PATH, or $AIRLOCK_CTR). */
+  /** ctr executable (default `ctr` on PATH; the install command passes AIRLOCK_CTR). */
   ctr?: string
   /** Unpack into a snapshotter at install time (default false). */
   unpack?: boolean
@@ -45,9 +46,9 @@ export function parseImageList(out: string): Map<string, string> {
 }
 
 export async function containerdDestination(ctx: DestinationContext & ContainerdOptions): Promise<Destination> {
-  const bin = ctx.ctr ?? process.env.AIRLOCK_CTR ?? 'ctr'
-  const namespace = ctx.namespace ?? process.env.CONTAINERD_NAMESPACE ?? 'default'
-  const address = ctx.address ?? process.env.CONTAINERD_ADDRESS
+  const bin = ctx.ctr ?? 'ctr'
+  const namespace = ctx.namespace ?? 'default'
+  const address = ctx.address
   const global = [...(address ? ['--address', address] : []), '--namespace', namespace]
   const where = `containerd${address ? ` at ${address}` : ''} (namespace ${namespace})`
   // Fail before the archive is read when containerd is not reachable (`ctr version` asks the daemon).

@@ -13,23 +13,25 @@
  * inflatedSizeFor). With the containerd image store, or when /info does not say, it is the full
  * OCI layout plus manifest.json, every blob as it is.
  *
- * The socket comes from `host`, else $DOCKER_HOST (`unix:///path`), else /var/run/docker.sock.
+ * The socket comes from `host` (`unix:///path`; the install command passes DOCKER_HOST), else
+ * /var/run/docker.sock.
  */
 import http from 'node:http'
 
 import {AirlockError, InputError} from '../../core/errors.js'
-import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
-import {blobsOf, VerifiedTarStream} from '../../install/tarstream.js'
+import type {Destination, DestinationContext, InstalledImage} from '../types.js'
+import {blobsOf, VerifiedTarStream} from '../docker-archive/tarstream.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {dockerManifestOf, dockerRepoTags, ImageRecord} from '../archive/metadata.js'
 import {MultiFile} from '../archive/multifile.js'
 import {blobPath} from '../../core/model.js'
 
 export interface DockerOptions {
-  /** `unix:///path/docker.sock` (or a plain socket path). Default $DOCKER_HOST, else /var/run/docker.sock. */
+  /** `unix:///path/docker.sock` (or a plain socket path). Default /var/run/docker.sock. */
   host?: string
   /**
-   * Send gzip layers inflated (default true; AIRLOCK_DOCKER_LAYERS=gzip turns it off). dockerd's
+   * Send gzip layers inflated (default true; the install command passes false for
+   * AIRLOCK_DOCKER_LAYERS=gzip). dockerd's
    * classic image store unpacks a load only after the whole body arrived, and inflates gzip
    * there with Go's gzip on one core; inflating here instead overlaps that work with the upload.
    * Used only with a classic store (not the containerd image store, which keeps the compressed
@@ -143,7 +145,7 @@ export interface DockerDestination extends Destination {
 }
 
 export async function dockerDestination(ctx: DestinationContext & DockerOptions): Promise<DockerDestination> {
-  const socketPath = dockerSocketPath(ctx.host ?? process.env.DOCKER_HOST)
+  const socketPath = dockerSocketPath(ctx.host)
   const where = `Docker Engine at unix://${socketPath}`
 
   const request = (method: string, urlPath: string, timeoutMs = 60_000): Promise<Reply> => new Promise((resolve, reject) => {
@@ -163,7 +165,7 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
   })
 
   // Negotiate the API version before the archive is read (and fail early if dockerd is not there).
-  const wantInflate = ctx.inflate ?? process.env.AIRLOCK_DOCKER_LAYERS !== 'gzip'
+  const wantInflate = ctx.inflate ?? true
   const infoReply = request('GET', '/info').catch(() => undefined)
   let version: {ApiVersion?: string; Version?: string}
   try {

@@ -20,13 +20,13 @@ import {mkdtemp, rm} from 'node:fs/promises'
 import path from 'node:path'
 
 import {AirlockError} from '../../core/errors.js'
-import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
+import type {Destination, DestinationContext, InstalledImage} from '../types.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {dockerRepoTags, ImageRecord} from '../archive/metadata.js'
-import {ProcessLoader, run} from '../../install/process-loader.js'
+import {ProcessLoader, run} from '../process-loader.js'
 
 export interface PodmanOptions {
-  /** podman executable (default `podman` on PATH, or $AIRLOCK_PODMAN). */
+  /** podman executable (default `podman` on PATH; the install command passes AIRLOCK_PODMAN). */
   podman?: string
   /** Directory for podman's temporary copy of the archive (default $TMPDIR or /var/tmp). */
   tmpDir?: string
@@ -41,7 +41,7 @@ function configsOf(img: ImageRecord): string[] {
 }
 
 export async function podmanDestination(ctx: DestinationContext & PodmanOptions): Promise<Destination> {
-  const bin = ctx.podman ?? process.env.AIRLOCK_PODMAN ?? 'podman'
+  const bin = ctx.podman ?? 'podman'
   // Fail before the archive is read when podman is missing or its storage is unusable.
   await run(bin, ['version', '--format', '{{.Client.Version}}'], {code: CODE, tool: 'podman', what: 'podman is not usable'})
 

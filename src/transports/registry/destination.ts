@@ -9,39 +9,14 @@ import pLimit from 'p-limit'
 
 import {AirlockError} from '../../core/errors.js'
 import {blobPath, hexOf} from '../../core/model.js'
-import type {Destination, DestinationContext, InstalledImage} from '../../install/types.js'
-import {parseReference, formatReference, Reference} from '../../spec/reference.js'
+import type {Destination, DestinationContext, InstalledImage} from '../types.js'
+import {formatReference} from '../../spec/reference.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import type {ImageRecord} from '../archive/metadata.js'
 import {MultiFile} from '../archive/multifile.js'
+import {parseTarget, targetReference} from '../target.js'
 import {RegistryClient} from './client.js'
 import {resolveCredentials} from './credentials.js'
-
-export interface RegistryTarget {
-  host: string
-  prefix: string
-}
-
-/** `registry://HOST[:PORT][/PREFIX]` */
-export function parseRegistryTarget(s: string): RegistryTarget {
-  const rest = s.replace(/^registry:\/\//, '')
-  const slash = rest.indexOf('/')
-  const host = slash === -1 ? rest : rest.slice(0, slash)
-  const prefix = slash === -1 ? '' : rest.slice(slash + 1).replace(/\/+$/, '')
-  if (!/^[a-zA-Z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$/.test(host)) {
-    throw new AirlockError('install.bad_target', `invalid registry target ${JSON.stringify(s)}: expected registry://HOST[:PORT][/PREFIX]`, {exitCode: 2})
-  }
-  if (prefix && !/^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)*$/.test(prefix)) {
-    throw new AirlockError('install.bad_target', `invalid repository prefix ${JSON.stringify(prefix)} in ${s}`, {exitCode: 2})
-  }
-  return {host, prefix}
-}
-
-/** Where an image lands: its repository path under PREFIX on HOST, same tag (or digest). */
-export function targetReference(name: string, t: RegistryTarget): Reference {
-  const r = parseReference(name)
-  return {registry: t.host, repository: t.prefix ? `${t.prefix}/${r.repository}` : r.repository, ...(r.tag ? {tag: r.tag} : {}), ...(r.tag ? {} : {digest: r.digest})}
-}
 
 /**
  * `registry://…`: push. A verified blob is uploaded from the archive itself, read again by
@@ -52,7 +27,7 @@ export function targetReference(name: string, t: RegistryTarget): Reference {
  * archive verified: platform manifests by digest, then indexes, then tags last.
  */
 export async function registryDestination(ctx: DestinationContext & {target: string; insecure?: boolean; caFile?: string; registryConfig?: string; jobs?: number; retries?: number; retryBaseDelayMs?: number}): Promise<Destination> {
-  const t = parseRegistryTarget(ctx.target)
+  const t = parseTarget(ctx.target, 'registry')
   const client = new RegistryClient({
     host: t.host,
     insecure: ctx.insecure,

@@ -9,7 +9,7 @@
 import {ChildProcess, execFile, spawn} from 'node:child_process'
 
 import {AirlockError} from '../core/errors.js'
-import {VerifiedTarStream} from './tarstream.js'
+import {VerifiedTarStream} from './docker-archive/tarstream.js'
 
 const MAX_OUTPUT = 256 * 1024
 

@@ -1,5 +1,5 @@
-import type {ArchiveSink, VerifiedHead} from '../transports/archive/reader.js'
-import type {ImageRecord} from '../transports/archive/metadata.js'
+import type {ArchiveSink, VerifiedHead} from './archive/reader.js'
+import type {ImageRecord} from './archive/metadata.js'
 import type {Progress} from '../core/progress.js'
 
 /** One image as it ends up on the target, confirmed there after loading. */

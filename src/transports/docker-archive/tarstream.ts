@@ -1,11 +1,11 @@
 import {PassThrough, Writable} from 'node:stream'
 import {createGunzip} from 'node:zlib'
 
-import {blobPath} from '../core/model.js'
-import type {VerifiedHead} from '../transports/archive/reader.js'
-import {buildDockerManifestJson, buildIndexJson, dockerManifestOf, ENTRY, ImageRecord, OCI_LAYOUT_CONTENT} from '../transports/archive/metadata.js'
-import {BLOCK, encodeHeader, paddingFor} from '../transports/archive/tar.js'
-import {AirlockError} from '../core/errors.js'
+import {blobPath} from '../../core/model.js'
+import type {VerifiedHead} from '../archive/reader.js'
+import {buildDockerManifestJson, buildIndexJson, dockerManifestOf, ENTRY, ImageRecord, OCI_LAYOUT_CONTENT} from '../archive/metadata.js'
+import {BLOCK, encodeHeader, paddingFor} from '../archive/tar.js'
+import {AirlockError} from '../../core/errors.js'
 
 const ZERO = Buffer.alloc(BLOCK * 2)
 const INFLATE_CHUNK = 1024 * 1024
