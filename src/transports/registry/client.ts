@@ -9,7 +9,7 @@
  * - manifests.ts: manifests hashed raw and capped at MAX_MANIFEST_BYTES; blobs.ts: HEAD, mount,
  *   upload; listing.ts: catalog and tags.
  * - Blob streams are hashed and length-checked as they flow, resuming with `Range` where the
- *   server supports it (VerifiedBlobStream, below).
+ *   server supports it (VerifiedBlobStream).
  */
 import {createHash, type Hash} from 'node:crypto'
 import http from 'node:http'
