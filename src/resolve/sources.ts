@@ -1,13 +1,12 @@
+import {readFile} from 'node:fs/promises'
 import {Readable} from 'node:stream'
 
-import {AirlockError} from '../core/errors.js'
 import {BlobCache} from '../copy/cache.js'
-import {readFile} from 'node:fs/promises'
-
 import {sha256Digest} from '../core/digest.js'
+import {AirlockError} from '../core/errors.js'
 import type {Reference} from '../spec/reference.js'
 import type {RegistryOptions} from '../spec/types.js'
-import {RegistryClient, RetryInfo} from '../transports/registry/client.js'
+import {RegistryClient, type RetryInfo} from '../transports/registry/client.js'
 import {resolveCredentials} from '../transports/registry/credentials.js'
 
 /** Configs larger than this are refused (they are held in memory). */
@@ -22,7 +21,6 @@ export interface SourcesOptions {
   retries?: number
   retryBaseDelayMs?: number
   onRetry?: (info: {host: string; attempt: number; reason: string}) => void
-
 }
 
 /**

@@ -17,4 +17,6 @@ export {
   resolveCredentials,
   runCredentialHelper,
 } from './credentials.js'
-export {DEFAULT_RETRY_POLICY, isLoopbackHost, parseChallenge, type Challenge, type RetryPolicy} from './http.js'
+export {parseChallenge, type Challenge} from './transport/challenge.js'
+export {isLoopbackHost} from './transport/origin.js'
+export {DEFAULT_RETRY_POLICY, type RetryPolicy} from './transport/retry.js'
