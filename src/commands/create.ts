@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {AirlockCommand} from '../cli/base.js'
 import {formatBytes, progressFor} from '../cli/progress.js'
-import {createBundle, CreateResult, parseSize} from '../create/create.js'
+import {createBundle, CreateResult, epochFromEnv, parseSize} from '../create/create.js'
 import {MediaResult, writeInstallMedia} from '../package/media.js'
 
 export default class Create extends AirlockCommand {
@@ -60,6 +60,7 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
       keepGoing: flags['keep-going'],
       retries: flags.retries,
       retryBaseDelayMs: flags['retry-base-delay-ms'],
+      epoch: epochFromEnv(process.env),
       progress: progressFor(json),
     })
     if (!json) {
