@@ -18,7 +18,7 @@ export {epochFromEnv, parseSize} from './options.js'
 export type {CreateOptions, CreateResult, FailedImage} from './options.js'
 
 /** The partial archive being filled, and what must be cleaned up if the run fails. */
-interface Partial {
+interface PartialArchive {
   file: ArchiveFile
   journal?: Journal
   resumed?: ResumedSource
@@ -80,10 +80,10 @@ async function layoutContext(run: CreateRun): Promise<LayoutContext> {
 }
 
 /** Open `OUT.partial` for the layout, resuming what an interrupted run of it left, and start its journal. */
-async function openForLayout(run: CreateRun, layout: ArchiveLayout): Promise<Partial> {
+async function openForLayout(run: CreateRun, layout: ArchiveLayout): Promise<PartialArchive> {
   const prior = await readJournal(run.output)
   checkNotRunning(run.output, prior)
-  let partial: Partial
+  let partial: PartialArchive
   try {
     const opened = await openPartial(run.output, layout.plan, prior)
     partial = {file: opened.file, ...(opened.resumed ? {resumed: opened.resumed} : {}), journaled: opened.hints}
@@ -101,7 +101,7 @@ async function openForLayout(run: CreateRun, layout: ArchiveLayout): Promise<Par
 }
 
 /** Fill every blob of `layout` from the chained sources; `announce` says what is left to pull. */
-async function fill(run: CreateRun, partial: Partial, layout: ArchiveLayout, images: ResolvedImage[], announce: boolean): Promise<FillResult> {
+async function fill(run: CreateRun, partial: PartialArchive, layout: ArchiveLayout, images: ResolvedImage[], announce: boolean): Promise<FillResult> {
   const {plan, unique, uniqueBytes} = layout
   const chain = buildChain(run, layout, images, partial.resumed)
   const result = await fillArchive({
@@ -139,7 +139,7 @@ async function dropFailedImages(run: CreateRun, resolution: Resolution, filled: 
 }
 
 /** Lay the archive out again as `layout`, with the blobs already filled moved over (re-hashed on the way). */
-async function refill(run: CreateRun, partial: Partial, layout: ArchiveLayout, images: ResolvedImage[], before: FillResult): Promise<void> {
+async function refill(run: CreateRun, partial: PartialArchive, layout: ArchiveLayout, images: ResolvedImage[], before: FillResult): Promise<void> {
   const moved = await movePartial(run.output, partial.file, before.filled, layout.plan)
   partial.file = moved.file
   partial.resumed = moved.resumed

@@ -45,7 +45,8 @@ export async function fillArchive(run: FillRun): Promise<FillResult> {
   const limit = pLimit(Math.max(1, run.jobs))
   const result: FillResult = {filled: new Map(), tally: {resumed: 0, memory: 0, cache: 0, registry: 0}, failed: new Map()}
   const record = async (b: PlannedBlob, source: BlobSource) => {
-    if (!run.journaled.has(b.digest)) await run.journal.done(b.digest, b.size, b.dataOffset)
+    // Blobs from memory are written again from memory by a rerun: the journal lists only the others.
+    if (source.origin !== 'memory' && !run.journaled.has(b.digest)) await run.journal.done(b.digest, b.size, b.dataOffset)
     result.filled.set(b.digest, {size: b.size, offset: b.dataOffset})
     result.tally[source.origin] += b.size
   }
