@@ -2,7 +2,6 @@ import {randomBytes} from 'node:crypto'
 import {createWriteStream} from 'node:fs'
 import {mkdir, open, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -13,9 +12,19 @@ import {fsError} from '../core/fs-errors.js'
 import {hexOf} from '../core/model.js'
 import {airlockRunning} from '../core/process.js'
 
-export function defaultCacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache')
-  return path.join(base, 'airlock')
+/**
+ * The conventional cache location: `$XDG_CACHE_HOME/airlock`, else `~/.cache/airlock`. The caller
+ * (a command) passes what it read from the environment; library code reads none.
+ */
+export function defaultCacheDir(xdgCacheHome: string | undefined, homeDir: string): string {
+  return path.join(xdgCacheHome || path.join(homeDir, '.cache'), 'airlock')
+}
+
+/** A cache entry being written: a temp file that becomes the entry on commit(). */
+export interface CacheWriter {
+  write(bufs: Buffer[]): Promise<void>
+  commit(): Promise<void>
+  abort(): Promise<void>
 }
 
 /**
@@ -113,7 +122,7 @@ export class BlobCache {
   }
 
   /** A temp file for `digest` that becomes the cache entry on commit() (call only after the bytes were verified). */
-  async writer(digest: string): Promise<{write(bufs: Buffer[]): Promise<void>; commit(): Promise<void>; abort(): Promise<void>}> {
+  async writer(digest: string): Promise<CacheWriter> {
     const tmp = await this.tempFor(digest)
     let fh: FileHandle
     try {

@@ -1,535 +1,159 @@
-import {createHash} from 'node:crypto'
-import {readdir, rename, rm, stat} from 'node:fs/promises'
-import path from 'node:path'
-import type {Readable} from 'node:stream'
-
-import pLimit from 'p-limit'
-import type * as openpgp from 'openpgp'
-
-import {AirlockError, InputError} from '../core/errors.js'
-import {BlobCache} from '../copy/cache.js'
+import {AirlockError} from '../core/errors.js'
 import {fsError} from '../core/fs-errors.js'
-import {Progress, silentProgress, formatBytes} from '../core/progress.js'
-import {imageBlobs, ResolvedImage, resolveImages} from '../resolve/resolve.js'
-import {buildLock, checkLocked, lockPathFor, readLock, writeLock} from '../resolve/lock.js'
-import {Sources} from '../resolve/sources.js'
-import {findSigningKey, SigningKeyOptions} from '../sign/find.js'
-import {loadBundleSpec, resolveExpiry} from '../spec/load.js'
-import {AirlockMetadata, FORMAT_VERSION, ImageRecord} from '../transports/archive/metadata.js'
-import {ArchiveFile, archiveFiles, ArchivePlan, copyBlobFile, planArchive, PlannedBlob, writeLayout} from '../transports/archive/writer.js'
-import {BLOCK} from '../transports/archive/tar.js'
-import {checkNotRunning, Journal, journalPath, JournalState, readJournal} from './journal.js'
-import {readArchive} from '../transports/archive/reader.js'
-import {resolveArchiveParts} from '../transports/archive/parts.js'
-import {TOOL_VERSION} from '../version.js'
+import {formatBytes, Progress} from '../core/progress.js'
+import {resolveExpiry} from '../spec/load.js'
+import type {ResolvedImage} from '../resolve/resolve.js'
+import type {ArchiveFile} from '../transports/archive/writer.js'
+import {buildChain} from './chain.js'
+import {commitArchive, createResult} from './commit.js'
+import {fillArchive, FillResult, imagesMissingBlobs} from './fill.js'
+import {checkNotRunning, Journal, readJournal} from './journal.js'
+import type {CreateOptions, CreateResult, FailedImage} from './options.js'
+import {BlobPlaces, movePartial, openPartial, ResumedSource} from './partial.js'
+import {ArchiveLayout, LayoutContext, planLayout, previousBundle} from './plan.js'
+import {checkSomethingFetched, Resolution, resolveStep} from './resolve-step.js'
+import {CreateRun, startRun} from './setup.js'
 
-export interface CreateOptions {
-  specFile: string
-  output?: string
-  signKey?: string
-  /** Keys directory, passphrase and prompt for the signing key (passed in by the command). */
-  signing?: SigningKeyOptions
-  unsigned?: boolean
-  jobs?: number
-  cacheDir?: string
-  locked?: boolean
-  dockerPlatform?: string
-  registryConfig?: string
-  /** Seconds since the epoch for every timestamp in the archive (SOURCE_DATE_EPOCH). */
-  epoch?: number
-  progress?: Progress
-  retries?: number
-  retryBaseDelayMs?: number
-  /**
-   * Build an archive of the images that could be fetched instead of failing on the first image
-   * that cannot be resolved or pulled; the others are reported in `failed` (and the lock file is
-   * not rewritten, since it would describe only part of bundle.yaml).
-   */
-  keepGoing?: boolean
-  /** Write the archive as parts of at most this many bytes (OUT.000, OUT.001, …). */
-  splitSize?: number
-  /** A previous bundle (archive or first part): write a differential bundle without the layers it shipped. */
-  since?: string
+export {epochFromEnv, parseSize} from './options.js'
+export type {CreateOptions, CreateResult, FailedImage} from './options.js'
+
+/** The partial archive being filled, and what must be cleaned up if the run fails. */
+interface PartialArchive {
+  file: ArchiveFile
+  journal?: Journal
+  resumed?: ResumedSource
+  /** Blobs the journal already lists (carried over from an interrupted run of this layout). */
+  journaled: BlobPlaces
 }
 
-/** The layers a previous bundle shipped or expected (its metadata only; it is our own earlier output). */
-async function previousLayers(archive: string): Promise<{name: string; version: string; layers: Set<string>}> {
-  const {head} = await readArchive(await resolveArchiveParts(archive), {trustedKeys: [], allowUnsigned: true, headOnly: true, checkExpiry: false})
-  const layers = new Set(head.metadata.images.flatMap((i) => i.manifests.flatMap((m) => m.layers)))
-  return {name: head.metadata.bundle.name, version: head.metadata.bundle.version, layers}
-}
-
-const SIZE_UNITS: Record<string, number> = {'': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4}
-
-/** `700M`, `4480M`, `4G`, `1.5G`, `123456` (bytes); K/M/G/T are powers of 1024. */
-export function parseSize(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(s.trim())
-  if (!m) throw new InputError('create.bad_size', `invalid size ${JSON.stringify(s)}: use e.g. 700M, 4480M or 4G`)
-  const n = Math.floor(Number(m[1]) * SIZE_UNITS[m[2].toUpperCase()])
-  if (n < 64 * 1024) throw new InputError('create.bad_size', `--split ${s} is too small (at least 64K)`)
-  return n
-}
-
-/** An image left out of a --keep-going archive, and why. */
-export interface FailedImage {
-  ref: string
-  name: string
-  stage: 'resolve' | 'pull'
-  error: string
-}
-
-export interface CreateResult {
-  /** The archive, or the first part of a split archive. */
-  archive: string
-  /** Every file written (the parts of a split archive, in order). */
-  files: string[]
-  /** --since: the previous bundle and what this one leaves out. */
-  base?: {name: string; version: string; blobsLeftOut: number; bytesLeftOut: number}
-  bundle: {name: string; version: string}
-  images: {ref: string; name: string; digest: string; sourceDigest: string; platforms: string[]}[]
-  blobs: number
-  bytesPulled: number
-  /** Bytes taken from the blob cache (--cache-dir). */
-  bytesCached: number
-  /** Bytes an interrupted run had already written to OUT.partial, re-hashed and kept. */
-  bytesResumed: number
-  bytesWritten: number
-  bytesReferenced: number
-  dedupeSaved: number
-  signed: boolean
-  signer?: {fingerprint: string; userId?: string}
-  lockFile: string
-  /** Only with --keep-going: images NOT in the archive. */
-  failed?: FailedImage[]
-}
-
-export function epochFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const v = env.SOURCE_DATE_EPOCH
-  if (v === undefined || v === '') return 0
-  if (!/^\d+$/.test(v)) throw new InputError('env.source_date_epoch', `SOURCE_DATE_EPOCH must be a whole number of seconds, got ${JSON.stringify(v)}`)
-  return Number(v)
-}
-
-function imageRecord(img: ResolvedImage): ImageRecord {
-  const blobs = imageBlobs(img).map((b) => ({digest: b.digest, size: b.size}))
-  return {
-    ref: img.spec.refString,
-    name: img.spec.name,
-    mediaType: img.top.mediaType,
-    digest: img.top.digest,
-    size: img.top.size,
-    sourceDigest: img.sourceDigest,
-    platforms: img.platforms,
-    manifests: img.manifests.map((m) => ({
-      digest: m.digest, mediaType: m.mediaType, size: m.size, platform: m.platform, config: m.config.digest, layers: m.layers.map((l) => l.digest),
-    })),
-    dockerManifest: img.dockerManifest,
-    blobs,
-  }
-}
-
-/** `airlock create`: registry → archive. */
+/**
+ * `airlock create`: registry → archive, in four steps. Resolve every image to digests; plan the
+ * archive (its layout follows from the signed metadata, fixed before any blob moves); fill each
+ * blob into its place from the first source that has it (resumed partial file, memory, cache,
+ * registry); commit (sync, then rename: never a partial file under the final name).
+ */
 export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
-  const progress = opts.progress ?? silentProgress
-  const spec = await loadBundleSpec(opts.specFile)
-  const epoch = opts.epoch ?? epochFromEnv()
+  const run = await startRun(opts)
+  const resolution = await resolveStep(run)
+  const ctx = await layoutContext(run)
+  checkSomethingFetched(run, resolution.images, resolution.failed)
 
-  let signingKey: openpgp.PrivateKey | undefined
-  if (!opts.unsigned) {
-    signingKey = await findSigningKey({...opts.signing, path: opts.signKey ?? spec.signing?.key, fingerprint: opts.signKey ? undefined : spec.signing?.fingerprint})
-    if (!signingKey) {
-      throw new InputError('sign.no_key', 'no signing key: pass --sign-key FILE (or set signing.key in bundle.yaml), or --unsigned to create an UNSIGNED bundle')
-    }
-  }
-
-  const output = path.resolve(opts.output ?? `${spec.metadata.name}-${spec.metadata.version}.tar`)
-  try {
-    if ((await stat(path.dirname(output))).isDirectory() === false) throw new Error('not a dir')
-  } catch {
-    throw new InputError('create.output_dir', `output directory does not exist: ${path.dirname(output)}`)
-  }
-
-  // The blob cache is opt-in: without it every pulled blob is written once, straight into the archive.
-  const cache = opts.cacheDir ? new BlobCache(opts.cacheDir) : undefined
-  // Leftovers of a killed run: cache temp files of dead processes.
-  await cache?.cleanStale()
-  const sources = new Sources({
-    registries: spec.registries, cache, registryConfig: opts.registryConfig,
-    retries: opts.retries, retryBaseDelayMs: opts.retryBaseDelayMs,
-    onRetry: (i) => progress.note(`retrying ${i.host} (attempt ${i.attempt}): ${i.reason}`),
-  })
-
-  // 1. resolve every image to digests before any layer moves
-  const failedImages: FailedImage[] = []
-  let resolved: ResolvedImage[]
-  if (opts.keepGoing) {
-    // One resolution per image, so that one unreachable image does not sink the others.
-    const per = await Promise.all(spec.images.map(async (img) => {
-      try {
-        return (await resolveImages({...spec, images: [img]}, sources, {dockerPlatform: opts.dockerPlatform}))[0]
-      } catch (error) {
-        if (!(error instanceof AirlockError)) throw error
-        failedImages.push({ref: img.refString, name: img.name, stage: 'resolve', error: error.details[0] ?? error.message})
-        return undefined
-      }
-    }))
-    resolved = per.filter((r): r is ResolvedImage => r !== undefined)
-  } else {
-    resolved = await resolveImages(spec, sources, {dockerPlatform: opts.dockerPlatform})
-  }
-  const lockFile = lockPathFor(spec.file)
-  const lock = buildLock(resolved)
-  if (opts.locked) {
-    const was = await readLock(lockFile)
-    const have = new Set(resolved.map((r) => `${r.spec.refString} ${r.spec.name}`))
-    checkLocked(lockFile, failedImages.length > 0 ? {...was, images: was.images.filter((i) => have.has(`${i.ref} ${i.name}`))} : was, lock)
-  }
-
-  // --since: layers the previous bundle shipped stay out (and are not even pulled).
-  const previous = opts.since ? await previousLayers(opts.since) : undefined
-  const isExternal = (digest: string) => previous?.layers.has(digest) ?? false
-  const created = new Date(epoch * 1000)
-  const nowForExpiry = process.env.SOURCE_DATE_EPOCH ? created : new Date()
-  const expires = resolveExpiry(spec.metadata.expires, nowForExpiry)
-
-  /** Everything the archive of `images` holds, and its signed layout. */
-  const layout = async (images: ResolvedImage[]) => {
-    const unique = new Map<string, {digest: string; size: number; ref: ResolvedImage}>()
-    let referenced = 0
-    for (const img of images) {
-      for (const b of imageBlobs(img)) {
-        referenced += b.size
-        if (!unique.has(b.digest)) unique.set(b.digest, {digest: b.digest, size: b.size, ref: img})
-      }
-    }
-    const external = [...unique.values()].filter((b) => isExternal(b.digest)).map((b) => ({digest: b.digest, size: b.size}))
-    for (const b of external) unique.delete(b.digest)
-    const records = images.map((img) => imageRecord(img))
-    const uniqueBytes = [...unique.values()].reduce((a, b) => a + b.size, 0)
-    const metadata: AirlockMetadata = {
-      formatVersion: FORMAT_VERSION,
-      tool: {name: 'airlock', version: TOOL_VERSION},
-      bundle: {
-        name: spec.metadata.name,
-        version: spec.metadata.version,
-        ...(spec.metadata.description ? {description: spec.metadata.description} : {}),
-        created: created.toISOString(),
-        ...(expires ? {expires: expires.toISOString()} : {}),
-      },
-      images: records,
-      blobs: {count: unique.size, bytes: uniqueBytes, referencedBytes: referenced},
-      ...(opts.splitSize ? {split: {partSize: opts.splitSize}} : {}),
-      ...(previous ? {base: {name: previous.name, version: previous.version, blobs: external.sort((x, y) => (x.digest < y.digest ? -1 : 1))}} : {}),
-    }
-    const plan = await planArchive({metadata, blobs: [...unique.values()], signingKey, epoch, ...(opts.splitSize ? {partSize: opts.splitSize} : {})})
-    return {unique, referenced, external, records, uniqueBytes, plan}
-  }
-
-  if (resolved.length === 0) {
-    throw new AirlockError('create.nothing_fetched', `none of the ${spec.images.length} images could be fetched`, {details: failedImages.map((f) => `${f.ref}: ${f.error}`)})
-  }
-
-  // 2. lay the archive out (it is signed before any blob moves), resuming an interrupted run
-  let arch = await layout(resolved)
-  const prior = await readJournal(output)
-  checkNotRunning(output, prior)
-  let opened: Awaited<ReturnType<typeof openArchive>>
-  try {
-    opened = await openArchive(output, arch.plan, prior)
-  } catch (error) {
-    throw fsError(error, `archive ${output}`)
-  }
-  let file = opened.file
-  let journal: Journal | undefined
+  let layout = await planLayout(resolution.images, ctx)
+  const partial = await openForLayout(run, layout)
   let committed = false
-  const failedBlobs = new Map<string, string>()
   try {
-    journal = await Journal.start(output, arch.plan.total, arch.plan.partSize)
-    const done = new Map<string, PlannedBlob>()
-    for (const b of opened.reused) {
-      done.set(b.digest, b)
-      // eslint-disable-next-line no-await-in-loop
-      await journal.done(b.digest, b.size, b.dataOffset)
+    const first = await fill(run, partial, layout, resolution.images, true)
+    const kept = await dropFailedImages(run, resolution, first)
+    if (kept.images.length < resolution.images.length) {
+      // The archive without the dropped images has another layout: move the blobs it keeps over.
+      layout = await planLayout(kept.images, ctx)
+      await refill(run, partial, layout, kept.images, first)
     }
-    const bytesResumed = opened.reused.reduce((a, b) => a + b.size, 0)
-
-    // manifests, indexes and configs are already in memory (verified)
-    const inMemory = new Map<string, Buffer>(sources.small)
-    for (const img of resolved) {
-      inMemory.set(img.top.digest, img.top.bytes)
-      for (const m of img.manifests) inMemory.set(m.digest, m.bytes)
-    }
-    for (const b of arch.plan.blobs) {
-      const bytes = inMemory.get(b.digest)
-      if (done.has(b.digest) || !bytes) continue
-      // eslint-disable-next-line no-await-in-loop
-      await file.write([bytes], b.dataOffset)
-      done.set(b.digest, b)
-      if (cache) await cache.putBytes(b.digest, bytes) // eslint-disable-line no-await-in-loop
-    }
-
-    // 3. blobs from the cache (re-hashed while copied), then pull the rest, each once, through one pool
-    let bytesCached = 0
-    const missing: PlannedBlob[] = []
-    for (const b of arch.plan.blobs) {
-      if (done.has(b.digest)) continue
-      // eslint-disable-next-line no-await-in-loop
-      if (cache && (await cache.has(b.digest, b.size))) {
-        try {
-          // eslint-disable-next-line no-await-in-loop
-          await copyBlobFile(file, b, cache.path(b.digest))
-          await journal.done(b.digest, b.size, b.dataOffset) // eslint-disable-line no-await-in-loop
-          done.set(b.digest, b)
-          bytesCached += b.size
-          continue
-        } catch (error) {
-          // A bad cache entry was removed: pull the blob instead.
-          if (!(error instanceof AirlockError && error.code === 'cache.corrupt')) throw error
-          progress.note(`WARNING: ${error.message.replace(', run again', '; pulling it again')}`)
-        }
-      }
-      missing.push(b)
-    }
-    const toPull = missing.reduce((a, b) => a + b.size, 0)
-    progress.note(`resolved ${resolved.length} images: ${arch.unique.size} unique blobs (${formatBytes(arch.uniqueBytes)}), ${missing.length} to pull (${formatBytes(toPull)})${bytesResumed ? `, ${formatBytes(bytesResumed)} resumed from ${output}.partial` : ''}`)
-    progress.begin(toPull, 'pulling')
-    const limit = pLimit(Math.max(1, opts.jobs ?? 8))
-    let bytesPulled = 0
-    const fileNow = file
-    // After a failure (without --keep-going) the blobs still queued are skipped: each queued task
-    // still runs and settles (p-limit's clearQueue() would leave their promises pending forever,
-    // and this Promise.all with them).
-    let stop = false
-    await Promise.all(missing.map((b) => limit(async () => {
-      if (stop) return
-      const ref = arch.unique.get(b.digest)!.ref
-      const sink = cache ? await cache.writer(b.digest) : undefined
-      try {
-        const stream = await sources.openBlob(ref.spec.ref, b.digest, b.size)
-        const n = await consume(stream, async (bufs, at) => {
-          await fileNow.write(bufs, b.dataOffset + at)
-          await sink?.write(bufs)
-        }, (n) => progress.advance(n))
-        if (n !== b.size) throw new AirlockError('create.pull_failed', `blob ${b.digest}: got ${n} of ${b.size} bytes`)
-        await sink?.commit()
-        await journal!.done(b.digest, b.size, b.dataOffset)
-        done.set(b.digest, b)
-        bytesPulled += b.size
-      } catch (error) {
-        await sink?.abort()
-        if (!(error instanceof AirlockError)) throw error
-        failedBlobs.set(b.digest, error.message)
-        if (!opts.keepGoing) stop = true
-      }
-    })))
-    progress.end()
-
-    /** Per image: every image that needs a blob that could not be pulled. */
-    const perImage: FailedImage[] = []
-    for (const img of resolved) {
-      const bad = imageBlobs(img).find((b) => failedBlobs.has(b.digest))
-      if (bad) perImage.push({ref: img.spec.refString, name: img.spec.name, stage: 'pull', error: `blob ${bad.digest}: ${failedBlobs.get(bad.digest)}`})
-    }
-    if (perImage.length > 0 && !opts.keepGoing) {
-      throw new AirlockError('create.pull_failed', `could not pull ${perImage.length} of ${resolved.length} images`, {details: perImage.map((f) => `${f.ref}: ${f.error}`)})
-    }
-    if (perImage.length > 0) {
-      failedImages.push(...perImage)
-      const drop = new Set(perImage.map((f) => f.ref + ' ' + f.name))
-      resolved = resolved.filter((img) => !drop.has(img.spec.refString + ' ' + img.spec.name))
-    }
-    if (opts.keepGoing && failedImages.length > 0) {
-      for (const f of failedImages) progress.note(`WARNING: ${f.ref}: NOT in the archive (${f.stage} failed): ${f.error}`)
-      if (resolved.length === 0) {
-        throw new AirlockError('create.nothing_fetched', `none of the ${spec.images.length} images could be fetched`, {details: failedImages.map((f) => `${f.ref}: ${f.error}`)})
-      }
-    }
-    if (perImage.length > 0) {
-      // --keep-going dropped images: the archive without them has another layout. Move the
-      // blobs it keeps from the first layout into the new one (re-hashed on the way).
-      arch = await layout(resolved)
-      const moved = await relayout(output, file, [...done.values()], arch.plan)
-      file = moved.file
-      await journal.remove()
-      journal = await Journal.start(output, arch.plan.total, arch.plan.partSize)
-      for (const b of moved.reused) await journal.done(b.digest, b.size, b.dataOffset) // eslint-disable-line no-await-in-loop
-    }
-    for (const img of resolved) progress.note(`  ${img.spec.name}  ${img.top.digest}  [${img.platforms.join(', ')}]`)
-
-    // 4. sync, and only then give the archive its final name
-    let files: string[]
-    try {
-      files = await file.commit()
-    } catch (error) {
-      throw fsError(error, `archive ${output}`)
-    }
+    for (const img of kept.images) run.progress.note(`  ${img.spec.name}  ${img.top.digest}  [${img.platforms.join(', ')}]`)
+    const files = await commitArchive(run, partial.file, partial.journal!, resolution, kept.failed)
     committed = true
-    await journal.remove()
-    // A --keep-going archive with missing images must not rewrite the lock file with a partial list.
-    if (failedImages.length === 0) await writeLock(lockFile, lock)
-    if (!signingKey) progress.note('WARNING: this bundle is UNSIGNED: nobody can prove where it came from')
-    const {plan, external, records, referenced, uniqueBytes} = arch
-    return {
-      archive: files[0],
-      files,
-      ...(previous ? {base: {name: previous.name, version: previous.version, blobsLeftOut: external.length, bytesLeftOut: external.reduce((x, b) => x + b.size, 0)}} : {}),
-      bundle: {name: spec.metadata.name, version: spec.metadata.version},
-      images: records.map((r) => ({ref: r.ref, name: r.name, digest: r.digest, sourceDigest: r.sourceDigest, platforms: r.platforms})),
-      blobs: plan.blobs.length,
-      bytesPulled,
-      bytesCached,
-      bytesResumed,
-      bytesWritten: plan.total,
-      bytesReferenced: referenced,
-      dedupeSaved: referenced - uniqueBytes,
-      signed: Boolean(signingKey),
-      ...(plan.signer ? {signer: plan.signer} : {}),
-      lockFile,
-      ...(opts.keepGoing ? {failed: failedImages} : {}),
-    }
+    return createResult(run, files, layout, first.tally, resolution.lockFile, kept.failed)
   } catch (error) {
-    progress.end()
-    throw fsError(error, `archive ${output}`)
+    run.progress.end()
+    throw fsError(error, `archive ${run.output}`)
   } finally {
+    await partial.resumed?.release()
     if (!committed) {
-      await file.discard()
-      await journal?.remove()
+      await partial.file.discard()
+      await partial.journal?.remove()
     }
   }
 }
 
-/**
- * Read a verified blob stream and hand it on in batches of about 1 MiB (`at` = offset of the
- * batch in the blob), one batch at a time. Resolves with the byte count once the stream ended
- * (it ends only after its digest matched).
- */
-function consume(stream: Readable, onBatch: (bufs: Buffer[], at: number) => Promise<void>, onChunk?: (n: number) => void): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    let batch: Buffer[] = []
-    let bytes = 0
-    let pos = 0
-    let over = false
-    const fail = (error: unknown) => {
-      if (over) return
-      over = true
-      stream.destroy()
-      reject(error)
-    }
-    const flush = (): Promise<void> => {
-      if (bytes === 0) return Promise.resolve()
-      const bufs = batch
-      const at = pos
-      pos += bytes
-      batch = []
-      bytes = 0
-      return onBatch(bufs, at)
-    }
-    stream.on('data', (c: Buffer) => {
-      batch.push(c)
-      bytes += c.length
-      onChunk?.(c.length)
-      if (bytes >= BATCH) {
-        stream.pause()
-        flush().then(() => { if (!over) stream.resume() }, fail)
-      }
-    })
-    stream.on('end', () => {
-      flush().then(() => {
-        over = true
-        resolve(pos)
-      }, fail)
-    })
-    stream.on('error', fail)
-  })
+/** Timestamps, expiry, signing key and --since base shared by every layout of this run. */
+async function layoutContext(run: CreateRun): Promise<LayoutContext> {
+  const {opts, spec} = run
+  // --since: layers the previous bundle shipped stay out (and are not even pulled).
+  const previous = opts.since ? await previousBundle(opts.since) : undefined
+  const epoch = opts.epoch ?? 0
+  // With a given epoch a relative expiry counts from it (reproducible); else from now.
+  const expires = resolveExpiry(spec.metadata.expires, opts.epoch === undefined ? new Date() : new Date(epoch * 1000))
+  return {
+    spec, epoch, ...(expires ? {expires} : {}), ...(run.signingKey ? {signingKey: run.signingKey} : {}),
+    ...(opts.splitSize ? {splitSize: opts.splitSize} : {}), ...(previous ? {previous} : {}),
+  }
 }
 
-const BATCH = 1024 * 1024
-
-/**
- * Open `OUT.partial` for `plan`. An interrupted run of the same layout is resumed in place (its
- * journaled blobs re-hashed and kept); one of another layout has its blobs moved over; anything
- * else is started afresh.
- */
-async function openArchive(output: string, plan: ArchivePlan, prior: JournalState | undefined): Promise<{file: ArchiveFile; reused: PlannedBlob[]}> {
-  // Files a run killed while it moved blobs between layouts left aside (see relayout).
-  const base = `${path.basename(output)}.previous`
-  const aside = (await readdir(path.dirname(output)).catch(() => [] as string[])).filter((n) => n.startsWith(base) && n.endsWith('.partial'))
-  await Promise.all(aside.map((n) => rm(path.join(path.dirname(output), n), {force: true})))
-  const oldFiles = prior ? archiveFiles(output, prior.total, prior.partSize).map((f) => `${f}.partial`) : []
-  const usable = prior !== undefined && prior.blobs.size > 0 && (await Promise.all(oldFiles.map((f) => stat(f).then((s) => s.isFile(), () => false)))).every(Boolean)
-  if (!usable) {
-    await Promise.all([...oldFiles, `${output}.partial`].map((f) => rm(f, {force: true})))
-    await rm(journalPath(output), {force: true})
-    const file = await ArchiveFile.create(output, plan.total, plan.partSize)
-    await writeLayout(file, plan)
-    return {file, reused: []}
-  }
-  const byDigest = new Map(plan.blobs.map((b) => [b.digest, b]))
-  const same = prior.total === plan.total && prior.partSize === plan.partSize &&
-    [...prior.blobs].every(([d, w]) => byDigest.get(d)?.dataOffset === w.offset && byDigest.get(d)?.size === w.size)
-  if (same) {
-    const file = await ArchiveFile.create(output, plan.total, plan.partSize, true)
-    try {
-      await writeLayout(file, plan)
-      const reused: PlannedBlob[] = []
-      for (const b of plan.blobs) {
-        // eslint-disable-next-line no-await-in-loop
-        if (prior.blobs.has(b.digest) && (await hashAt(file, b.dataOffset, b.size)) === b.digest) reused.push(b)
-      }
-      return {file, reused}
-    } catch (error) {
-      await file.discard()
-      throw error
-    }
-  }
-  const old = await ArchiveFile.create(output, prior.total, prior.partSize, true)
-  const was = [...prior.blobs].map(([digest, w]) => ({digest, size: w.size, headerOffset: w.offset - BLOCK, dataOffset: w.offset}))
-  return relayout(output, old, was, plan)
-}
-
-/**
- * Move `blobs` (verified on the way) from `old` (this archive's `.partial` files in another
- * layout) into a new `.partial` laid out as `plan`; `old` is removed.
- */
-async function relayout(output: string, old: ArchiveFile, blobs: PlannedBlob[], plan: ArchivePlan): Promise<{file: ArchiveFile; reused: PlannedBlob[]}> {
-  await old.close()
-  const aside = `${output}.previous`
-  const asideFiles = archiveFiles(aside, old.total, old.partSize).map((f) => `${f}.partial`)
-  for (const [i, f] of old.files.entries()) await rename(f, asideFiles[i]) // eslint-disable-line no-await-in-loop
-  const src = await ArchiveFile.create(aside, old.total, old.partSize, true)
-  let file: ArchiveFile | undefined
+/** Open `OUT.partial` for the layout, resuming what an interrupted run of it left, and start its journal. */
+async function openForLayout(run: CreateRun, layout: ArchiveLayout): Promise<PartialArchive> {
+  const prior = await readJournal(run.output)
+  checkNotRunning(run.output, prior)
+  let partial: PartialArchive
   try {
-    file = await ArchiveFile.create(output, plan.total, plan.partSize)
-    await writeLayout(file, plan)
-    const want = new Map(plan.blobs.map((b) => [b.digest, b]))
-    const reused: PlannedBlob[] = []
-    for (const b of blobs) {
-      const to = want.get(b.digest)
-      if (!to || to.size !== b.size || b.dataOffset + b.size > old.total) continue
-      const dst = file
-      // eslint-disable-next-line no-await-in-loop
-      if ((await hashAt(src, b.dataOffset, b.size, (c, at) => dst.write([c], to.dataOffset + at))) === b.digest) reused.push(to)
-    }
-    return {file, reused}
+    const opened = await openPartial(run.output, layout.plan, prior)
+    partial = {file: opened.file, ...(opened.resumed ? {resumed: opened.resumed} : {}), journaled: opened.hints}
   } catch (error) {
-    await file?.discard()
-    throw error
-  } finally {
-    await src.discard()
+    throw fsError(error, `archive ${run.output}`)
+  }
+  try {
+    partial.journal = await Journal.start(run.output, layout.plan.total, layout.plan.partSize, partial.journaled)
+  } catch (error) {
+    await partial.resumed?.release()
+    await partial.file.discard()
+    throw fsError(error, `archive ${run.output}`)
+  }
+  return partial
+}
+
+/** Fill every blob of `layout` from the chained sources; `announce` says what is left to pull. */
+async function fill(run: CreateRun, partial: PartialArchive, layout: ArchiveLayout, images: ResolvedImage[], announce: boolean): Promise<FillResult> {
+  const {plan, unique, uniqueBytes} = layout
+  const chain = buildChain(run, layout, images, partial.resumed)
+  const result = await fillArchive({
+    file: partial.file, blobs: plan.blobs, chain, journal: partial.journal!, journaled: partial.journaled,
+    jobs: run.opts.jobs ?? 8, progress: announce ? run.progress : notesOnly(run.progress),
+    keepGoing: announce && Boolean(run.opts.keepGoing),
+    beforePull: (pull, tally) => {
+      if (!announce) return
+      const resumed = tally.resumed ? `, ${formatBytes(tally.resumed)} resumed from ${run.output}.partial` : ''
+      run.progress.note(`resolved ${images.length} images: ${unique.size} unique blobs (${formatBytes(uniqueBytes)}), ${pull.blobs} to pull (${formatBytes(pull.bytes)})${resumed}`)
+    },
+  })
+  await partial.resumed?.release()
+  delete partial.resumed
+  return result
+}
+
+/**
+ * The images whose blobs all arrived. Without --keep-going a lost blob fails the run; with it,
+ * the images that need it are reported (and left out), as are those that did not resolve.
+ */
+async function dropFailedImages(run: CreateRun, resolution: Resolution, filled: FillResult): Promise<{images: ResolvedImage[]; failed: FailedImage[]}> {
+  const lost = imagesMissingBlobs(resolution.images, filled.failed)
+  if (lost.length > 0 && !run.opts.keepGoing) {
+    throw new AirlockError('create.pull_failed', `could not pull ${lost.length} of ${resolution.images.length} images`, {details: lost.map((f) => `${f.ref}: ${f.error}`)})
+  }
+  const failed = [...resolution.failed, ...lost]
+  const drop = new Set(lost.map((f) => `${f.ref} ${f.name}`))
+  const images = resolution.images.filter((img) => !drop.has(`${img.spec.refString} ${img.spec.name}`))
+  if (run.opts.keepGoing && failed.length > 0) {
+    for (const f of failed) run.progress.note(`WARNING: ${f.ref}: NOT in the archive (${f.stage} failed): ${f.error}`)
+    checkSomethingFetched(run, images, failed)
+  }
+  return {images, failed}
+}
+
+/** Lay the archive out again as `layout`, with the blobs already filled moved over (re-hashed on the way). */
+async function refill(run: CreateRun, partial: PartialArchive, layout: ArchiveLayout, images: ResolvedImage[], before: FillResult): Promise<void> {
+  const moved = await movePartial(run.output, partial.file, before.filled, layout.plan)
+  partial.file = moved.file
+  partial.resumed = moved.resumed
+  await partial.journal?.remove()
+  delete partial.journal
+  partial.journal = await Journal.start(run.output, layout.plan.total, layout.plan.partSize)
+  partial.journaled = new Map()
+  const again = await fill(run, partial, layout, images, false)
+  if (again.failed.size > 0) {
+    throw new AirlockError('create.pull_failed', `could not fill ${again.failed.size} blobs of the new layout`, {details: [...again.failed].map(([d, e]) => `${d}: ${e}`)})
   }
 }
 
-/** sha256 of `size` bytes at `offset` of a partial archive, handing each piece read (and its offset in the range) to `each`. */
-async function hashAt(file: ArchiveFile, offset: number, size: number, each?: (chunk: Buffer, at: number) => Promise<void>): Promise<string> {
-  const h = createHash('sha256')
-  const buf = Buffer.allocUnsafe(Math.min(BATCH, Math.max(size, 1)))
-  for (let at = 0; at < size; at += BATCH) {
-    const c = buf.subarray(0, Math.min(BATCH, size - at))
-    // eslint-disable-next-line no-await-in-loop
-    await file.read(c, offset + at)
-    h.update(c)
-    // eslint-disable-next-line no-await-in-loop
-    await each?.(c, at)
-  }
-  return `sha256:${h.digest('hex')}`
+/** The notes of `progress`, without its bar (a refill moves bytes already counted). */
+function notesOnly(progress: Progress): Progress {
+  return {begin() {}, advance() {}, note: (m) => progress.note(m), end() {}}
 }

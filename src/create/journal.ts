@@ -61,11 +61,16 @@ export class Journal {
 
   private constructor(readonly file: string) {}
 
-  /** Start a journal for a new layout (replacing any old one). */
-  static async start(outPath: string, total: number, partSize?: number): Promise<Journal> {
+  /**
+   * Start a journal for a new layout (replacing any old one). `carried`: lines of an interrupted
+   * run of the same layout, kept as the hints they are, so that a kill while they are re-hashed
+   * does not lose them.
+   */
+  static async start(outPath: string, total: number, partSize?: number, carried: ReadonlyMap<string, {size: number; offset: number}> = new Map()): Promise<Journal> {
     const j = new Journal(journalPath(outPath))
+    const lines = [...carried].map(([digest, w]) => `${digest} ${w.size} ${w.offset}\n`)
     try {
-      await writeFile(j.file, `airlock-journal 1 ${process.pid} ${total} ${partSize ?? 0}\n`)
+      await writeFile(j.file, `airlock-journal 1 ${process.pid} ${total} ${partSize ?? 0}\n${lines.join('')}`)
     } catch (error) {
       await rm(j.file, {force: true}) // e.g. created, then no space for its first line
       throw error

@@ -1,0 +1,50 @@
+import {AirlockError} from '../core/errors.js'
+import {BundleLock, buildLock, checkLocked, lockPathFor, readLock} from '../resolve/lock.js'
+import {ResolvedImage, resolveImages} from '../resolve/resolve.js'
+import type {FailedImage} from './options.js'
+import type {CreateRun} from './setup.js'
+
+/** Every image resolved to digests (tag → digest, per platform), before any layer moves. */
+export interface Resolution {
+  images: ResolvedImage[]
+  /** Only with --keep-going: images that could not be resolved. */
+  failed: FailedImage[]
+  lock: BundleLock
+  lockFile: string
+}
+
+/** Resolve bundle.yaml's images; with --locked, check them against the lock file. */
+export async function resolveStep(run: CreateRun): Promise<Resolution> {
+  const {spec, sources, opts} = run
+  const failed: FailedImage[] = []
+  let images: ResolvedImage[]
+  if (opts.keepGoing) {
+    // One resolution per image, so that one unreachable image does not sink the others.
+    const per = await Promise.all(spec.images.map(async (img) => {
+      try {
+        return (await resolveImages({...spec, images: [img]}, sources, {dockerPlatform: opts.dockerPlatform}))[0]
+      } catch (error) {
+        if (!(error instanceof AirlockError)) throw error
+        failed.push({ref: img.refString, name: img.name, stage: 'resolve', error: error.details[0] ?? error.message})
+        return undefined
+      }
+    }))
+    images = per.filter((r): r is ResolvedImage => r !== undefined)
+  } else {
+    images = await resolveImages(spec, sources, {dockerPlatform: opts.dockerPlatform})
+  }
+  const lockFile = lockPathFor(spec.file)
+  const lock = buildLock(images)
+  if (opts.locked) {
+    const was = await readLock(lockFile)
+    const have = new Set(images.map((r) => `${r.spec.refString} ${r.spec.name}`))
+    checkLocked(lockFile, failed.length > 0 ? {...was, images: was.images.filter((i) => have.has(`${i.ref} ${i.name}`))} : was, lock)
+  }
+  return {images, failed, lock, lockFile}
+}
+
+/** Stop when not one image could be fetched (--keep-going still needs one). */
+export function checkSomethingFetched(run: CreateRun, images: ResolvedImage[], failed: FailedImage[]): void {
+  if (images.length > 0) return
+  throw new AirlockError('create.nothing_fetched', `none of the ${run.spec.images.length} images could be fetched`, {details: failed.map((f) => `${f.ref}: ${f.error}`)})
+}
