@@ -15,7 +15,7 @@ import type * as openpgp from 'openpgp'
 import {generateKeyPair} from '../../src/sign/keys.js'
 import {BLOCK} from '../../src/transports/archive/tar.js'
 import {BIN, runCli} from '../helpers/cli.js'
-import {entries, outcome as outcomeFor, parallelFixture, type Outcome} from '../helpers/parallel.js'
+import {entries, outcome as outcomeFor, parallelFixture, type Outcome} from '../helpers/verify-parallel.js'
 
 let dir: string
 let pub: openpgp.Key

@@ -15,7 +15,7 @@ import {after, before, describe, it} from 'node:test'
 import type * as openpgp from 'openpgp'
 
 import {BLOCK} from '../../../../src/transports/archive/tar.js'
-import {entries, outcome as outcomeFor, parallelFixture, type Outcome} from '../../../helpers/parallel.js'
+import {entries, outcome as outcomeFor, parallelFixture, type Outcome} from '../../../helpers/verify-parallel.js'
 
 let dir: string
 let pub: openpgp.Key
