@@ -4,7 +4,7 @@ import {mkdtemp, readFile, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {describe, it} from 'node:test'
-import {ROOT as root, runCli} from './helpers/cli.js'
+import {ROOT as root, runCli} from '../helpers/cli.js'
 
 function run(args: string[], opts: {cwd?: string; env?: NodeJS.ProcessEnv} = {}) {
   return runCli(args, {cwd: opts.cwd ?? root, env: {...process.env, ...opts.env}})

@@ -16,9 +16,9 @@ import {after, before, describe, test} from 'node:test'
 import {promisify} from 'node:util'
 import {gzipSync} from 'node:zlib'
 
-import {AirlockError, InputError, VerifyError} from '../src/core/errors.js'
-import {MAX_MANIFEST_BYTES, MediaType, type ImageIndex, type ImageManifest} from '../src/core/model.js'
-import {RegistryClient, resolveCredentials, type RetryInfo} from '../src/transports/registry/index.js'
+import {AirlockError, InputError, VerifyError} from '../../src/core/errors.js'
+import {MAX_MANIFEST_BYTES, MediaType, type ImageIndex, type ImageManifest} from '../../src/core/model.js'
+import {RegistryClient, resolveCredentials, type RetryInfo} from '../../src/transports/registry/index.js'
 
 const run = promisify(execFile)
 const USER = 'airlock'

@@ -12,8 +12,8 @@ import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import {Testbed, testbed} from './helpers/testbed.js'
-import {BIN as bin} from './helpers/cli.js'
+import {Testbed, testbed} from '../helpers/testbed.js'
+import {BIN as bin} from '../helpers/cli.js'
 
 let tb: Testbed
 let dir: string

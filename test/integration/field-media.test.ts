@@ -6,9 +6,9 @@ import path from 'node:path'
 import {promisify} from 'node:util'
 import {after, before, describe, it} from 'node:test'
 
-import {registryTags} from './helpers/registry-state.js'
-import {Testbed, testbed} from './helpers/testbed.js'
-import {BIN as bin, runCli} from './helpers/cli.js'
+import {registryTags} from '../helpers/registry-state.js'
+import {Testbed, testbed} from '../helpers/testbed.js'
+import {BIN as bin, runCli} from '../helpers/cli.js'
 
 const execFileP = promisify(execFile)
 const DOCKER = '/usr/bin/docker'

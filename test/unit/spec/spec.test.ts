@@ -5,7 +5,7 @@ import path from 'node:path'
 import {after, describe, it} from 'node:test'
 import {fileURLToPath} from 'node:url'
 
-import {InputError} from '../src/core/errors.js'
+import {InputError} from '../../../src/core/errors.js'
 import {
   bundleSchema,
   familiarReference,
@@ -22,9 +22,9 @@ import {
   SCHEMA_PATH,
   starterBundle,
   validateBundleText,
-} from '../src/spec/index.js'
+} from '../../../src/spec/index.js'
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 const H = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'
 const tmp = mkdtempSync(path.join(tmpdir(), 'airlock-spec-'))
 after(() => rmSync(tmp, {recursive: true, force: true}))

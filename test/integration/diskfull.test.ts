@@ -10,9 +10,9 @@ import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import {Journal} from '../src/create/journal.js'
-import {Testbed, testbed} from './helpers/testbed.js'
-import {runCli} from './helpers/cli.js'
+import {Journal} from '../../src/create/journal.js'
+import {Testbed, testbed} from '../helpers/testbed.js'
+import {runCli} from '../helpers/cli.js'
 
 let tb: Testbed
 let dir: string

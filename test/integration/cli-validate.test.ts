@@ -10,7 +10,7 @@ import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import {fileURLToPath} from 'node:url'
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const RUN = path.join(ROOT, 'bin', 'run.js')
 const tmp = mkdtempSync(path.join(tmpdir(), 'airlock-cli-validate-'))
 after(() => rmSync(tmp, {recursive: true, force: true}))

@@ -11,12 +11,12 @@ import path from 'node:path'
 import {PassThrough, Writable} from 'node:stream'
 import {after, before, describe, it} from 'node:test'
 
-import {AirlockError, VerifyError} from '../src/core/errors.js'
-import {VerifiedTarStream} from '../src/transports/docker-archive/tarstream.js'
-import {WorkerHasher} from '../src/transports/archive/hash-worker.js'
-import type {ImageRecord} from '../src/transports/archive/metadata.js'
-import {readArchive, VerifiedHead} from '../src/transports/archive/reader.js'
-import {dataOffset, randomLayer, syntheticArchive} from './helpers/archive.js'
+import {AirlockError, VerifyError} from '../../../../src/core/errors.js'
+import {VerifiedTarStream} from '../../../../src/transports/docker-archive/tarstream.js'
+import {WorkerHasher} from '../../../../src/transports/archive/hash-worker.js'
+import type {ImageRecord} from '../../../../src/transports/archive/metadata.js'
+import {readArchive, VerifiedHead} from '../../../../src/transports/archive/reader.js'
+import {dataOffset, randomLayer, syntheticArchive} from '../../../helpers/archive.js'
 
 const MB = 1024 * 1024
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`

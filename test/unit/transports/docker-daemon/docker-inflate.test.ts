@@ -10,12 +10,12 @@ import {createHash, randomBytes} from 'node:crypto'
 import {gzipSync} from 'node:zlib'
 import {describe, it} from 'node:test'
 
-import {VerifyError} from '../src/core/errors.js'
-import {InflatedSizeError, VerifiedTarStream} from '../src/transports/docker-archive/tarstream.js'
-import type {VerifiedHead} from '../src/transports/archive/reader.js'
-import type {ImageRecord} from '../src/transports/archive/metadata.js'
-import {classicImageStore, inflatedSizeFor} from '../src/transports/docker-daemon/destination.js'
-import {splitTar} from './helpers/archive.js'
+import {VerifyError} from '../../../../src/core/errors.js'
+import {InflatedSizeError, VerifiedTarStream} from '../../../../src/transports/docker-archive/tarstream.js'
+import type {VerifiedHead} from '../../../../src/transports/archive/reader.js'
+import type {ImageRecord} from '../../../../src/transports/archive/metadata.js'
+import {classicImageStore, inflatedSizeFor} from '../../../../src/transports/docker-daemon/destination.js'
+import {splitTar} from '../../../helpers/archive.js'
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
 

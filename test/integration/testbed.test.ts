@@ -10,8 +10,8 @@ import path from 'node:path'
 import {before, describe, test} from 'node:test'
 import {promisify} from 'node:util'
 
-import {OCI_INDEX, OCI_MANIFEST, buildImage, buildImageBlobs, layerTar, pushImage, sha256} from './helpers/images.js'
-import {type Testbed, testbed} from './helpers/testbed.js'
+import {OCI_INDEX, OCI_MANIFEST, buildImage, buildImageBlobs, layerTar, pushImage, sha256} from '../helpers/images.js'
+import {type Testbed, testbed} from '../helpers/testbed.js'
 
 const run = promisify(execFile)
 

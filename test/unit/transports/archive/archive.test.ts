@@ -10,10 +10,10 @@ import {after, before, describe, it} from 'node:test'
 import * as openpgp from 'openpgp'
 import tarFs from 'tar-fs'
 
-import {VerifyError} from '../src/core/errors.js'
-import {generateKeyPair, loadPrivateKey, loadTrustedKeys} from '../src/sign/keys.js'
-import {ArchiveSink, readArchive} from '../src/transports/archive/reader.js'
-import {dataOffset, joinTar, randomLayer, splitTar, syntheticArchive} from './helpers/archive.js'
+import {VerifyError} from '../../../../src/core/errors.js'
+import {generateKeyPair, loadPrivateKey, loadTrustedKeys} from '../../../../src/sign/keys.js'
+import {ArchiveSink, readArchive} from '../../../../src/transports/archive/reader.js'
+import {dataOffset, joinTar, randomLayer, splitTar, syntheticArchive} from '../../../helpers/archive.js'
 
 let dir: string
 let key: openpgp.PrivateKey
@@ -130,7 +130,7 @@ describe('archive format v1: writer and streaming verifier', () => {
     // rebuild from the same blobs via a second synthetic run with the same inputs
     const entries = splitTar(good)
     const meta = JSON.parse(entries[0].data.toString())
-    const {writeArchive} = await import('../src/transports/archive/writer.js')
+    const {writeArchive} = await import('../../../../src/transports/archive/writer.js')
     const blobs = entries.filter((e) => e.name.startsWith('blobs/')).map((e) => ({digest: `sha256:${e.name.slice(13)}`, size: e.data.length, path: path.join(dir, 'blobs', e.name.slice(13))}))
     await writeArchive(again, {metadata: meta, blobs, signingKey: key, epoch: 1700000000})
     assert.ok((await readFile(again)).equals(good))

@@ -8,10 +8,10 @@ import path from 'node:path'
 import {promisify} from 'node:util'
 import {after, before, describe, it} from 'node:test'
 
-import {splitTar} from './helpers/archive.js'
-import {buildImage, pushImage} from './helpers/images.js'
-import {Testbed, testbed} from './helpers/testbed.js'
-import {runCli} from './helpers/cli.js'
+import {splitTar} from '../helpers/archive.js'
+import {buildImage, pushImage} from '../helpers/images.js'
+import {Testbed, testbed} from '../helpers/testbed.js'
+import {runCli} from '../helpers/cli.js'
 
 const execFileP = promisify(execFile)
 const DOCKER = '/usr/bin/docker'

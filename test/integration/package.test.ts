@@ -12,10 +12,10 @@ import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import {generateKeyPair, loadPrivateKey} from '../src/sign/keys.js'
-import {randomLayer, syntheticArchive} from './helpers/archive.js'
-import {testbed} from './helpers/testbed.js'
-import {BIN as bin, ROOT as root} from './helpers/cli.js'
+import {generateKeyPair, loadPrivateKey} from '../../src/sign/keys.js'
+import {randomLayer, syntheticArchive} from '../helpers/archive.js'
+import {testbed} from '../helpers/testbed.js'
+import {BIN as bin, ROOT as root} from '../helpers/cli.js'
 
 let dir: string
 let noNode: string

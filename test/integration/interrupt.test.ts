@@ -13,12 +13,12 @@ import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import {readArchive} from '../src/transports/archive/reader.js'
-import {RegistryClient} from '../src/transports/registry/client.js'
-import {FaultProxy, times} from './helpers/fault-proxy.js'
-import {buildImage, pushImage} from './helpers/images.js'
-import {Testbed, testbed} from './helpers/testbed.js'
-import {BIN as bin} from './helpers/cli.js'
+import {readArchive} from '../../src/transports/archive/reader.js'
+import {RegistryClient} from '../../src/transports/registry/client.js'
+import {FaultProxy, times} from '../helpers/fault-proxy.js'
+import {buildImage, pushImage} from '../helpers/images.js'
+import {Testbed, testbed} from '../helpers/testbed.js'
+import {BIN as bin} from '../helpers/cli.js'
 
 let tb: Testbed
 let dir: string

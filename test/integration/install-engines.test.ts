@@ -21,22 +21,22 @@ import {after, before, describe, it} from 'node:test'
 
 import type * as openpgp from 'openpgp'
 
-import {AirlockError, VerifyError} from '../src/core/errors.js'
-import {createBundle} from '../src/create/create.js'
-import type {Progress} from '../src/core/progress.js'
-import type {Destination, DestinationContext} from '../src/transports/types.js'
-import {generateKeyPair, loadPrivateKey, loadTrustedKeys} from '../src/sign/keys.js'
-import {readArchive, VerifiedHead} from '../src/transports/archive/reader.js'
-import {AirlockMetadata, FORMAT_VERSION, ImageRecord} from '../src/transports/archive/metadata.js'
-import {BlobFile, writeArchive} from '../src/transports/archive/writer.js'
-import {containerdDestination} from '../src/transports/containerd/destination.js'
-import {dockerDestination} from '../src/transports/docker-daemon/destination.js'
-import {InflatedSizeError} from '../src/transports/docker-archive/tarstream.js'
-import {installArchive} from '../src/install/install.js'
-import {podmanDestination} from '../src/transports/podman/destination.js'
-import {randomLayer, splitTar, syntheticArchive} from './helpers/archive.js'
-import {layerTar} from './helpers/images.js'
-import {Testbed, testbed} from './helpers/testbed.js'
+import {AirlockError, VerifyError} from '../../src/core/errors.js'
+import {createBundle} from '../../src/create/create.js'
+import type {Progress} from '../../src/core/progress.js'
+import type {Destination, DestinationContext} from '../../src/transports/types.js'
+import {generateKeyPair, loadPrivateKey, loadTrustedKeys} from '../../src/sign/keys.js'
+import {readArchive, VerifiedHead} from '../../src/transports/archive/reader.js'
+import {AirlockMetadata, FORMAT_VERSION, ImageRecord} from '../../src/transports/archive/metadata.js'
+import {BlobFile, writeArchive} from '../../src/transports/archive/writer.js'
+import {containerdDestination} from '../../src/transports/containerd/destination.js'
+import {dockerDestination} from '../../src/transports/docker-daemon/destination.js'
+import {InflatedSizeError} from '../../src/transports/docker-archive/tarstream.js'
+import {installArchive} from '../../src/install/install.js'
+import {podmanDestination} from '../../src/transports/podman/destination.js'
+import {randomLayer, splitTar, syntheticArchive} from '../helpers/archive.js'
+import {layerTar} from '../helpers/images.js'
+import {Testbed, testbed} from '../helpers/testbed.js'
 
 const execFileP = promisify(execFile)
 const DOCKER = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker'
@@ -289,7 +289,7 @@ describe('install --to docker (Engine API over the unix socket)', () => {
 
       const notes: string[] = []
       const r = await installArchive({
-        archive, keys: [path.join(dir, 'k.pub.asc')], to: 'docker', dockerHost: tb.dockerHost, stateFile: path.join(dir, 'state-two.json'),
+        archive, keys: [path.join(dir, 'k.pub.asc')], to: 'docker', stateFile: path.join(dir, 'state-two.json'),
         progress: {begin() {}, advance() {}, note: (m) => notes.push(m), end() {}},
       })
       const m = (await readArchive([archive], {trustedKeys})).head.metadata.images[0]

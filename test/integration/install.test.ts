@@ -7,10 +7,10 @@ import path from 'node:path'
 import {promisify} from 'node:util'
 import {after, before, describe, it} from 'node:test'
 
-import {dataOffset, joinTar, splitTar} from './helpers/archive.js'
-import {registryTags} from './helpers/registry-state.js'
-import {Testbed, testbed} from './helpers/testbed.js'
-import {runCli} from './helpers/cli.js'
+import {dataOffset, joinTar, splitTar} from '../helpers/archive.js'
+import {registryTags} from '../helpers/registry-state.js'
+import {Testbed, testbed} from '../helpers/testbed.js'
+import {runCli} from '../helpers/cli.js'
 
 const execFileP = promisify(execFile)
 

@@ -13,11 +13,11 @@ import {after, before, describe, it} from 'node:test'
 
 import * as openpgp from 'openpgp'
 
-import {parseFastVerify} from '../src/cli/fast.js'
-import {generateKeyPair, trustedKeyPaths} from '../src/sign/keys.js'
-import {encodePgpCodeCache, loadCommonJs, readPgpCodeCache} from '../src/sign/pgp.js'
-import {randomLayer, syntheticArchive} from './helpers/archive.js'
-import {ROOT, runCli} from './helpers/cli.js'
+import {parseFastVerify} from '../../src/cli/fast.js'
+import {generateKeyPair} from '../../src/sign/keys.js'
+import {encodePgpCodeCache, loadCommonJs, readPgpCodeCache} from '../../src/sign/pgp.js'
+import {randomLayer, syntheticArchive} from '../helpers/archive.js'
+import {ROOT, runCli} from '../helpers/cli.js'
 
 let dir: string
 
@@ -124,12 +124,6 @@ describe('verify: the fast path and the oclif command give the same result', {ti
     assert.equal(run(['split.tar.000', '--key', 'good.asc']).code, 0)
     assert.equal(run(['expired.tar', '--key', 'good.asc']).code, 3)
     assert.equal(run(['missing.tar', '--key', 'good.asc']).code, 2)
-  })
-
-  it('trusted keys: --key values (one path each) win over AIRLOCK_TRUSTED_KEYS, a comma-separated list', () => {
-    assert.deepEqual(trustedKeyPaths(['a,b'], {AIRLOCK_TRUSTED_KEYS: 'c'}), ['a,b'])
-    assert.deepEqual(trustedKeyPaths(undefined, {AIRLOCK_TRUSTED_KEYS: ' c , d,,'}), ['c', 'd'])
-    assert.deepEqual(trustedKeyPaths([], {}), [])
   })
 })
 

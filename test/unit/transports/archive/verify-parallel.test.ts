@@ -3,60 +3,26 @@
  * hashing before the signature has been checked (from bin/run.js, before the CLI has loaded).
  * Whatever the archive, it must come to exactly the verdict of the sequential reader (the path
  * `install` streams through): the same report on success, the same error code and message on
- * failure, on one thread and on several (AIRLOCK_HASH_THREADS), for whole and split archives.
+ * failure, on one thread and on several (AIRLOCK_HASH_THREADS), for whole and split archives. The same through the built CLI:
+ * test/integration/verify-parallel-cli.test.ts.
  */
 import assert from 'node:assert/strict'
-import {spawnSync} from 'node:child_process'
 import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import * as openpgp from 'openpgp'
+import type * as openpgp from 'openpgp'
 
-import {VerifyError} from '../src/core/errors.js'
-import {generateKeyPair} from '../src/sign/keys.js'
-import {HASH_CHUNK} from '../src/transports/archive/hash-pool.js'
-import {readArchive} from '../src/transports/archive/reader.js'
-import {BLOCK, paddingFor} from '../src/transports/archive/tar.js'
-import {archiveArgument} from '../src/cli/fast.js'
-import {randomLayer, splitTar, syntheticArchive} from './helpers/archive.js'
-import {BIN, runCli} from './helpers/cli.js'
+import {BLOCK} from '../../../../src/transports/archive/tar.js'
+import {entries, outcome as outcomeFor, parallelFixture, type Outcome} from '../../../helpers/verify-parallel.js'
 
 let dir: string
 let pub: openpgp.Key
-let pubFile: string
 let valid: Buffer
 let validFile: string
 
-type Outcome = {ok: unknown} | {error: string}
-
-/** The verdict of readArchive on `parts`: sequentially (through an empty sink) or fast on `threads` threads. */
-async function outcome(parts: string[], mode: 'sequential' | number): Promise<Outcome> {
-  const prev = process.env.AIRLOCK_HASH_THREADS
-  if (mode !== 'sequential') process.env.AIRLOCK_HASH_THREADS = String(mode)
-  try {
-    const r = await readArchive(parts, {trustedKeys: [pub], ...(mode === 'sequential' ? {sink: {}} : {})})
-    return {ok: {entries: r.entries, blobs: r.blobs, bytes: r.bytes, locations: [...r.head.locations]}}
-  } catch (error) {
-    if (!(error instanceof VerifyError)) return {error: `NOT A VerifyError: ${(error as Error).stack}`}
-    return {error: `${error.code}: ${error.message}`}
-  } finally {
-    if (prev === undefined) delete process.env.AIRLOCK_HASH_THREADS
-    else process.env.AIRLOCK_HASH_THREADS = prev
-  }
-}
-
-interface Hdr {
-  name: string
-  off: number
-  size: number
-  end: number
-}
-
-function entries(buf: Buffer): Hdr[] {
-  return splitTar(buf).map((e) => ({name: e.name, off: e.offset!, size: e.data.length, end: e.offset! + BLOCK + e.data.length + paddingFor(e.data.length)}))
-}
+const outcome = (parts: string[], mode: 'sequential' | number): Promise<Outcome> => outcomeFor(pub, parts, mode)
 
 function fixChecksum(h: Buffer): void {
   h.fill(0x20, 148, 156)
@@ -121,21 +87,10 @@ function tamperings(buf: Buffer): [string, Buffer][] {
 describe('plain verify on several threads agrees with the sequential reader', {timeout: 300_000}, () => {
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-parallel-'))
-    const kp = await generateKeyPair({name: 'Parallel Test'})
-    pub = await openpgp.readKey({armoredKey: kp.publicKeyArmored})
-    pubFile = path.join(dir, 'pub.asc')
-    await writeFile(pubFile, kp.publicKeyArmored)
-    const key = await openpgp.readPrivateKey({armoredKey: kp.privateKeyArmored})
-    // Layers of several reads (HASH_CHUNK), of exactly one, of less than one, a small one, an empty one.
-    assert.equal(HASH_CHUNK, 1_048_576, 'the layer sizes below are chosen around one read')
-    const images = [
-      {name: 'parallel.test/a:1', layers: [randomLayer(2_700_000), randomLayer(700), Buffer.alloc(0)]},
-      {name: 'parallel.test/b:1', layers: [randomLayer(600_000), randomLayer(1_048_576), randomLayer(3000)]},
-    ]
-    validFile = path.join(dir, 'valid.tar')
-    await syntheticArchive(path.join(dir, 'blobs'), validFile, images, {key})
-    valid = await readFile(validFile)
-    await syntheticArchive(path.join(dir, 'blobs'), path.join(dir, 'split.tar'), images, {key, partSize: 300_000})
+    const fixture = await parallelFixture(dir)
+    pub = fixture.pub
+    valid = fixture.valid
+    validFile = fixture.validFile
   })
   after(async () => {
     await rm(dir, {recursive: true, force: true})
@@ -209,72 +164,5 @@ describe('plain verify on several threads agrees with the sequential reader', {t
     } finally {
       await writeFile(lastPart, original)
     }
-  })
-
-  it('the CLI (early start from bin/run.js) verifies on several threads and names the damaged last blob', async () => {
-    const env = {...process.env, AIRLOCK_HASH_THREADS: '3'}
-    let r = runCli(['verify', validFile, '--key', pubFile], {env})
-    assert.equal(r.code, 0, JSON.stringify(r))
-    assert.match(r.stdout, /^OK .*2 images, \d+ blobs/)
-    r = runCli(['verify', '--json', validFile, '-k', pubFile], {env})
-    assert.equal(r.code, 0, r.stderr)
-    assert.equal((JSON.parse(r.stdout) as {ok: boolean}).ok, true)
-
-    const blobs = entries(valid).filter((e) => e.name.startsWith('blobs/'))
-    const lastBlob = blobs.at(-1)!
-    const bad = Buffer.from(valid)
-    bad[lastBlob.off + BLOCK + lastBlob.size - 1] ^= 1
-    const badFile = path.join(dir, 'bad-last.tar')
-    await writeFile(badFile, bad)
-    const want = await outcome([badFile], 'sequential')
-    assert.ok('error' in want)
-    for (const threads of ['1', '2', '3']) {
-      r = runCli(['verify', badFile, '--key', pubFile], {env: {...process.env, AIRLOCK_HASH_THREADS: threads}})
-      assert.equal(r.code, 3, r.stderr)
-      assert.equal(r.stderr.trim(), `error: ${want.error.replace(/^[^:]+: /, '')}`)
-    }
-
-    // A bad signature is what is reported, however far the hashing got meanwhile.
-    const otherKey = await generateKeyPair({name: 'Someone Else'})
-    const otherFile = path.join(dir, 'other.asc')
-    await writeFile(otherFile, otherKey.publicKeyArmored)
-    r = runCli(['verify', badFile, '--key', otherFile], {env})
-    assert.equal(r.code, 3)
-    assert.match(r.stderr, /not among the trusted keys/)
-
-    // A key problem is reported before anything about the archive.
-    r = runCli(['verify', path.join(dir, 'nope.tar'), '--key', path.join(dir, 'nope.asc')], {env})
-    assert.equal(r.code, 2)
-    assert.match(r.stderr, /trusted key not found/)
-
-    const parts = (await readdir(dir)).filter((n) => /^split\.tar\.\d{3}$/.test(n)).sort()
-    r = runCli(['verify', path.join(dir, parts[0]), '--key', pubFile], {env})
-    assert.equal(r.code, 0, r.stderr)
-
-    // A pipe is not a file to read at offsets: it is read front to back, as before.
-    const viaPipe = (file: string) => spawnSync('sh', ['-c', 'cat "$1" | "$2" "$3" verify /dev/stdin --key "$4"', 'sh', file, process.execPath, BIN, pubFile], {env, encoding: 'utf8'})
-    const piped = viaPipe(validFile)
-    assert.equal(piped.status, 0, piped.stderr)
-    const pipedBad = viaPipe(badFile)
-    assert.equal(pipedBad.status, 3)
-    assert.equal(pipedBad.stderr.trim(), `error: ${want.error.replace(/^[^:]+: /, '')}`)
-  })
-
-  it('reads the archive argument of `verify` from the command line as oclif would', () => {
-    assert.equal(archiveArgument(['a.tar', '--key', 'k.asc']), 'a.tar')
-    assert.equal(archiveArgument(['a.tar', '--key', 'k.asc', '--key', 'k2.asc', '--json']), 'a.tar')
-    assert.equal(archiveArgument(['--json', 'a.tar', '-k', 'k.asc']), 'a.tar')
-    assert.equal(archiveArgument(['--allow-unsigned', 'a.tar']), 'a.tar')
-    assert.equal(archiveArgument(['--key=k.asc', '--json', 'a.tar']), 'a.tar')
-    assert.equal(archiveArgument(['-kk.asc', '--json', 'a.tar']), 'a.tar')
-    assert.equal(archiveArgument(['--key', 'k.asc', '--', 'a.tar']), 'a.tar')
-    // --key takes one value per flag: the word after that value is the archive.
-    assert.equal(archiveArgument(['--key', 'k.asc', 'a.tar']), 'a.tar')
-    assert.equal(archiveArgument(['--key=k.asc', 'a.tar']), 'a.tar')
-    assert.equal(archiveArgument(['--key', 'k.asc', 'k2.asc', 'a.tar']), undefined) // oclif refuses the extra argument
-    assert.equal(archiveArgument(['a.tar', '--help']), undefined)
-    assert.equal(archiveArgument(['a.tar', 'b.tar']), undefined)
-    assert.equal(archiveArgument(['a.tar', '--frobnicate']), undefined)
-    assert.equal(archiveArgument(['--key', 'k.asc']), undefined)
   })
 })
