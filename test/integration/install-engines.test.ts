@@ -289,7 +289,7 @@ describe('install --to docker (Engine API over the unix socket)', () => {
 
       const notes: string[] = []
       const r = await installArchive({
-        archive, keys: [path.join(dir, 'k.pub.asc')], to: 'docker', stateFile: path.join(dir, 'state-two.json'),
+        archive, keys: [path.join(dir, 'k.pub.asc')], to: 'docker', dockerHost: tb.dockerHost, stateFile: path.join(dir, 'state-two.json'),
         progress: {begin() {}, advance() {}, note: (m) => notes.push(m), end() {}},
       })
       const m = (await readArchive([archive], {trustedKeys})).head.metadata.images[0]
