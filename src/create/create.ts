@@ -246,7 +246,6 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     const done = new Map<string, PlannedBlob>()
     for (const b of opened.reused) {
       done.set(b.digest, b)
-      // eslint-disable-next-line no-await-in-loop
       await journal.done(b.digest, b.size, b.dataOffset)
     }
     const bytesResumed = opened.reused.reduce((a, b) => a + b.size, 0)
@@ -260,10 +259,9 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     for (const b of arch.plan.blobs) {
       const bytes = inMemory.get(b.digest)
       if (done.has(b.digest) || !bytes) continue
-      // eslint-disable-next-line no-await-in-loop
       await file.write([bytes], b.dataOffset)
       done.set(b.digest, b)
-      if (cache) await cache.putBytes(b.digest, bytes) // eslint-disable-line no-await-in-loop
+      if (cache) await cache.putBytes(b.digest, bytes)
     }
 
     // 3. blobs from the cache (re-hashed while copied), then pull the rest, each once, through one pool
@@ -271,12 +269,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     const missing: PlannedBlob[] = []
     for (const b of arch.plan.blobs) {
       if (done.has(b.digest)) continue
-      // eslint-disable-next-line no-await-in-loop
       if (cache && (await cache.has(b.digest, b.size))) {
         try {
-          // eslint-disable-next-line no-await-in-loop
           await copyBlobFile(file, b, cache.path(b.digest))
-          await journal.done(b.digest, b.size, b.dataOffset) // eslint-disable-line no-await-in-loop
+          await journal.done(b.digest, b.size, b.dataOffset)
           done.set(b.digest, b)
           bytesCached += b.size
           continue
@@ -350,7 +346,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       file = moved.file
       await journal.remove()
       journal = await Journal.start(output, arch.plan.total, arch.plan.partSize)
-      for (const b of moved.reused) await journal.done(b.digest, b.size, b.dataOffset) // eslint-disable-line no-await-in-loop
+      for (const b of moved.reused) await journal.done(b.digest, b.size, b.dataOffset)
     }
     for (const img of resolved) progress.note(`  ${img.spec.name}  ${img.top.digest}  [${img.platforms.join(', ')}]`)
 
@@ -471,7 +467,6 @@ async function openArchive(output: string, plan: ArchivePlan, prior: JournalStat
       await writeLayout(file, plan)
       const reused: PlannedBlob[] = []
       for (const b of plan.blobs) {
-        // eslint-disable-next-line no-await-in-loop
         if (prior.blobs.has(b.digest) && (await hashAt(file, b.dataOffset, b.size)) === b.digest) reused.push(b)
       }
       return {file, reused}
@@ -493,7 +488,7 @@ async function relayout(output: string, old: ArchiveFile, blobs: PlannedBlob[], 
   await old.close()
   const aside = `${output}.previous`
   const asideFiles = archiveFiles(aside, old.total, old.partSize).map((f) => `${f}.partial`)
-  for (const [i, f] of old.files.entries()) await rename(f, asideFiles[i]) // eslint-disable-line no-await-in-loop
+  for (const [i, f] of old.files.entries()) await rename(f, asideFiles[i])
   const src = await ArchiveFile.create(aside, old.total, old.partSize, true)
   let file: ArchiveFile | undefined
   try {
@@ -505,7 +500,6 @@ async function relayout(output: string, old: ArchiveFile, blobs: PlannedBlob[], 
       const to = want.get(b.digest)
       if (!to || to.size !== b.size || b.dataOffset + b.size > old.total) continue
       const dst = file
-      // eslint-disable-next-line no-await-in-loop
       if ((await hashAt(src, b.dataOffset, b.size, (c, at) => dst.write([c], to.dataOffset + at))) === b.digest) reused.push(to)
     }
     return {file, reused}
@@ -523,10 +517,8 @@ async function hashAt(file: ArchiveFile, offset: number, size: number, each?: (c
   const buf = Buffer.allocUnsafe(Math.min(BATCH, Math.max(size, 1)))
   for (let at = 0; at < size; at += BATCH) {
     const c = buf.subarray(0, Math.min(BATCH, size - at))
-    // eslint-disable-next-line no-await-in-loop
     await file.read(c, offset + at)
     h.update(c)
-    // eslint-disable-next-line no-await-in-loop
     await each?.(c, at)
   }
   return `sha256:${h.digest('hex')}`

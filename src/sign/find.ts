@@ -37,7 +37,6 @@ export async function findSigningKey(opts: {path?: string; fingerprint?: string}
   }
   for (const n of names.sort()) {
     try {
-      // eslint-disable-next-line no-await-in-loop
       const key = await loadPrivateKey(path.join(dir, n))
       if (describeKey(key).fingerprint.endsWith(want)) return key
     } catch {

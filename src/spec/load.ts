@@ -133,7 +133,7 @@ function nodeAt(doc: Document, segs: Seg[]): {node?: Node; key?: Node; parent?: 
     if (isMap(cur)) {
       const pair = cur.items.find((p) => keyString(p.key) === String(seg))
       if (!pair) return {parent}
-      key = isScalar(pair.key) || isMap(pair.key) || isSeq(pair.key) ? (pair.key as Node) : undefined
+      key = isScalar(pair.key) || isMap(pair.key) || isSeq(pair.key) ? pair.key : undefined
       cur = pair.value
     } else if (isSeq(cur)) {
       cur = cur.items[Number(seg)]
@@ -286,7 +286,7 @@ function schemaIssues(errors: ErrorObject[], data: unknown): Issue[] {
     }
     const props = Object.keys(((e.parentSchema as {properties?: Record<string, unknown>} | undefined)?.properties) ?? {})
     const present = getAt(data, segs)
-    const absent = props.filter((p) => !(present && typeof present === 'object' && p in (present as object)))
+    const absent = props.filter((p) => !(present && typeof present === 'object' && p in present))
     const suggestion = closest(extra, absent) ?? closest(extra, props)
     if (suggestion) suppressRequired.add(`${e.instancePath}\0${suggestion}`)
     const where = segs.length ? ` in ${label(segs)}` : ''

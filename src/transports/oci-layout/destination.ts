@@ -100,7 +100,6 @@ export async function ociDestination(ctx: DestinationContext & {dir: string}): P
     async missing(digests: string[]): Promise<string[]> {
       const out: string[] = []
       for (const d of digests) {
-        // eslint-disable-next-line no-await-in-loop
         if (!(await exists(blobFile(d)))) out.push(d)
       }
       return out
@@ -111,7 +110,6 @@ export async function ociDestination(ctx: DestinationContext & {dir: string}): P
         const d = index.manifests.find((m) => m.annotations?.[NAME_ANNOTATION] === img.name)
         if (!d || d.digest !== img.digest) throw new AirlockError('install.confirm_failed', `oci:${dir}: ${img.name} is ${d?.digest ?? 'missing'}, expected ${img.digest}`)
         for (const b of img.blobs) {
-          // eslint-disable-next-line no-await-in-loop
           if (!(await exists(blobFile(b.digest)))) throw new AirlockError('install.confirm_failed', `oci:${dir}: blob ${b.digest} of ${img.name} is missing`)
         }
         return {name: img.name, digest: img.digest, confirmed: d.digest}

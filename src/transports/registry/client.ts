@@ -173,7 +173,7 @@ export class RegistryClient {
       try {
         ca = [...rootCertificates, readFileSync(o.caFile, 'utf8')]
       } catch (e) {
-        throw new InputError('registry.ca_file', `cannot read CA file ${o.caFile}: ${(e as NodeJS.ErrnoException).code ?? e}`)
+        throw new InputError('registry.ca_file', `cannot read CA file ${o.caFile}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
       }
     }
     this.httpsAgent = new https.Agent({keepAlive: true, maxSockets: 32, ...(ca ? {ca} : {})})
@@ -423,7 +423,7 @@ export class RegistryClient {
           const body = await readBody(res, MAX_SMALL_BODY, () => new AirlockError('registry.bad_response', `tag list of ${this.host}/${repo} too large`))
           let j: {tags?: unknown}
           try {
-            j = JSON.parse(body.toString('utf8'))
+            j = JSON.parse(body.toString('utf8')) as typeof j
           } catch {
             throw new AirlockError('registry.bad_response', `invalid tag list JSON from ${this.host}/${repo}`)
           }
@@ -757,7 +757,7 @@ export class RegistryClient {
     }
     let j: {token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown}
     try {
-      j = JSON.parse((await readBody(res, 1024 * 1024, () => new Error('too large'))).toString('utf8'))
+      j = JSON.parse((await readBody(res, 1024 * 1024, () => new Error('too large'))).toString('utf8')) as typeof j
     } catch (e) {
       const n = classifyError(e, realm.host)
       if (n instanceof NetworkError) throw this.toRetryable(n)
@@ -979,7 +979,7 @@ function schema1Error(what: string): AirlockError {
 function manifestMediaType(bytes: Buffer, contentType: string, what: string): string {
   let j: {mediaType?: unknown; schemaVersion?: unknown; manifests?: unknown; config?: unknown; layers?: unknown}
   try {
-    j = JSON.parse(bytes.toString('utf8'))
+    j = JSON.parse(bytes.toString('utf8')) as typeof j
   } catch {
     throw new VerifyError('registry.bad_manifest', `manifest ${what} is not valid JSON`, {entry: what})
   }

@@ -93,7 +93,6 @@ export async function registryDestination(ctx: DestinationContext & {target: str
         pushed.existing++
         continue
       }
-      // eslint-disable-next-line no-await-in-loop
       const r = await client.putBlob(repo, digest, size, open, first ? {mountFrom: first} : {})
       pushed[r === 'exists' ? 'existing' : r]++
       first ??= repo
@@ -103,13 +102,12 @@ export async function registryDestination(ctx: DestinationContext & {target: str
   /** After the whole archive verified: the uploads' end, then manifests, indexes and tags. */
   async function commitImages(): Promise<void> {
     await Promise.all(uploads)
-    if (failed) throw failed
+    if (failed) throw failed as Error
     // Blobs a differential bundle left out: mount them from the repository that has them.
     for (const digest of external) {
       const have = [...(present.get(digest) ?? [])]
       for (const repo of repos.get(digest) ?? []) {
         if (have.includes(repo)) continue
-        // eslint-disable-next-line no-await-in-loop
         await client.putBlob(repo, digest, 0, () => {
           throw new AirlockError('install.mount_failed', `${t.host}: cannot mount ${digest} into ${repo} from ${have[0]} (the registry refused a cross-repository mount)`)
         }, {mountFrom: have[0]})
@@ -120,13 +118,11 @@ export async function registryDestination(ctx: DestinationContext & {target: str
       const repo = repoOf(img)
       for (const m of img.manifests) {
         if (m.digest === img.digest) continue
-        // eslint-disable-next-line no-await-in-loop
         await client.putManifest(repo, m.digest, manifestBytes.get(m.digest)!, m.mediaType)
       }
     }
     for (const img of images) {
       const ref = targetReference(img.name, t)
-      // eslint-disable-next-line no-await-in-loop
       const got = await client.putManifest(ref.repository, ref.tag ?? img.digest, manifestBytes.get(img.digest)!, img.mediaType)
       if (got !== img.digest) throw new AirlockError('install.registry_digest', `${formatReference(ref)}: registry stored ${got}, expected ${img.digest}`)
       ctx.progress.note(`  pushed ${formatReference(ref)}  ${img.digest}`)
@@ -153,7 +149,6 @@ export async function registryDestination(ctx: DestinationContext & {target: str
       await Promise.all([...repos.entries()].filter(([d]) => !manifestDigests.has(d)).map(([digest, rs]) => limit(async () => {
         const have = new Set<string>()
         for (const repo of rs) {
-          // eslint-disable-next-line no-await-in-loop
           if (await client.hasBlob(repo, digest)) have.add(repo)
         }
         present.set(digest, have)
@@ -161,7 +156,7 @@ export async function registryDestination(ctx: DestinationContext & {target: str
       if (ctx.parts) archive = await MultiFile.open(ctx.parts).catch(() => undefined)
     },
     async blob(digest, size, data) {
-      if (failed) throw failed
+      if (failed) throw failed as Error
       const rs = repos.get(digest)
       if (!rs) return
       if (manifestDigests.has(digest)) {
@@ -192,7 +187,6 @@ export async function registryDestination(ctx: DestinationContext & {target: str
       }
       // Bound the backlog: no more verified-but-unsent blobs than the pool can work on.
       while (inflight.size > limit.concurrency * 2) {
-        // eslint-disable-next-line no-await-in-loop
         await Promise.race(inflight)
       }
       const task: Promise<void> = limit(async () => {
@@ -233,7 +227,6 @@ export async function registryDestination(ctx: DestinationContext & {target: str
         const others = (await client.catalog()).filter((r) => !t.prefix || r.startsWith(`${t.prefix}/`)).slice(0, 200)
         await Promise.all(unknown.map((d) => limit(async () => {
           for (const repo of others) {
-            // eslint-disable-next-line no-await-in-loop
             if (await client.hasBlob(repo, d)) {
               present.set(d, new Set([...(present.get(d) ?? []), repo]))
               return
@@ -249,7 +242,6 @@ export async function registryDestination(ctx: DestinationContext & {target: str
       const out: InstalledImage[] = []
       for (const img of images) {
         const ref = targetReference(img.name, t)
-        // eslint-disable-next-line no-await-in-loop
         const h = await client.headManifest(ref.repository, ref.tag ?? img.digest)
         if (!h || h.digest !== img.digest) throw new AirlockError('install.confirm_failed', `${formatReference(ref)} is ${h?.digest ?? 'missing'} on the registry, expected ${img.digest}`)
         out.push({name: formatReference(ref), digest: img.digest, confirmed: h.digest})
