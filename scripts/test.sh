@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
+npm run --silent lint  # fail fast: needs neither the build nor the testbed (ESLint + import rules)
 npm run --silent build
 # Type-check the tests and scripts too (the build covers src/ only).
 node node_modules/typescript/bin/tsc -p test/tsconfig.json
