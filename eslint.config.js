@@ -2,9 +2,10 @@
 // cycles are checked by dependency-cruiser (.dependency-cruiser.cjs), which resolves every
 // import to its file; `npm run lint` runs both.
 import js from '@eslint/js'
+import {defineConfig} from 'eslint/config'
 import tseslint from 'typescript-eslint'
 
-export default tseslint.config(
+export default defineConfig(
   {ignores: ['dist/', 'dist-package/', 'node_modules/', 'examples/', '.testbed/', 'tmp/', '.scratch-*/']},
   {linterOptions: {reportUnusedDisableDirectives: 'error'}},
   js.configs.recommended,
@@ -22,7 +23,7 @@ export default tseslint.config(
       }],
       '@typescript-eslint/no-misused-promises': 'error',
       // `_`-prefixed names are deliberately unused (rest-destructuring, drained iterators).
-      '@typescript-eslint/no-unused-vars': ['error', {argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none'}],
+      '@typescript-eslint/no-unused-vars': ['error', {argsIgnorePattern: '^_', varsIgnorePattern: '^_'}],
       // Passing on a caught error as it is, like only-throw-error allows for `throw`.
       '@typescript-eslint/prefer-promise-reject-errors': ['error', {allowThrowingUnknown: true}],
       // An `async` function without `await` is deliberate here: it implements a Promise-returning
