@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, with one summary line for the whole run:
+#   0. the linter (npm run lint: ESLint and the import rules);
 #   1. the unit tests (test/unit: no root, no services, no build);
 #   2. build, bring up the real-service testbed (installing what it needs), seed it, run the
 #      integration tests (test/integration) against it, and take the testbed down again.
@@ -18,6 +19,7 @@ if [ "${1:-}" = --unit ]; then
 elif [ $# -gt 0 ]; then
   for f in "$@"; do case $f in test/unit/*) unit+=("$f") ;; *) integration+=("$f") ;; esac; done
 else
+  npm run --silent lint  # the whole run: fail fast, before any test (ESLint + import rules)
   mapfile -t unit < <(find test/unit -name '*.test.ts' | sort)
   mapfile -t integration < <(find test/integration -name '*.test.ts' | sort)
 fi

@@ -148,11 +148,11 @@ type ManifestRecord = TestbedManifest
 async function describe(p: Plan, digest: string): Promise<{mediaType: string; size: number; manifests: ManifestRecord[]}> {
   const top = await getManifest(p, digest)
   if (!top) throw new Error(`${p.repository}@${digest} vanished`)
-  const doc = JSON.parse(top.body.toString('utf8'))
+  const doc = JSON.parse(top.body.toString('utf8')) as {manifests?: {digest: string; platform: Parameters<typeof platformString>[0]}[]; config: {digest: string}}
   const one = async (d: string, platform: string, m?: {body: Buffer; mediaType: string}): Promise<ManifestRecord> => {
     const got = m ?? (await getManifest(p, d))
     if (!got) throw new Error(`${p.repository}@${d} missing`)
-    const j = JSON.parse(got.body.toString('utf8'))
+    const j = JSON.parse(got.body.toString('utf8')) as {config: {digest: string}; layers: {digest: string; size: number}[]}
     return {platform, digest: d, mediaType: got.mediaType, size: got.body.length, config: j.config.digest,
       layers: j.layers.map((l: {digest: string}) => l.digest), layerSizes: j.layers.map((l: {size: number}) => l.size)}
   }
@@ -176,7 +176,7 @@ async function main(): Promise<void> {
   const seedFile = path.join(state, 'seed.json')
   let previous: {version?: number; images?: Record<string, {sourceDigest: string; digest: string}>} = {}
   try {
-    previous = JSON.parse(await readFile(seedFile, 'utf8'))
+    previous = JSON.parse(await readFile(seedFile, 'utf8')) as typeof previous
   } catch {
     previous = {}
   }

@@ -66,12 +66,10 @@ export class BlobCache {
       const pid = Number(/^[a-f0-9]{64}\.(\d+)\.[a-f0-9]+$/.exec(name)?.[1] ?? Number.NaN)
       let stale = !Number.isSafeInteger(pid) || !airlockRunning(pid)
       if (!stale) {
-        // eslint-disable-next-line no-await-in-loop
         const st = await stat(path.join(dir, name)).catch(() => undefined)
         stale = st !== undefined && Date.now() - st.mtimeMs > maxAgeMs
       }
       if (stale && pid !== process.pid) {
-        // eslint-disable-next-line no-await-in-loop
         await rm(path.join(dir, name), {force: true}).catch(() => {})
         removed++
       }

@@ -99,7 +99,7 @@ export async function readState(file: string): Promise<InstallState> {
     text = await readFile(file, 'utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {version: 1, bundles: {}}
-    throw new AirlockError('state.unreadable', `cannot read the install state file ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`)
+    throw new AirlockError('state.unreadable', `cannot read the install state file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
   }
   let j: unknown
   try {
@@ -140,7 +140,7 @@ export function checkDowngrade(state: InstallState, bundle: {name: string; versi
 export async function recordInstall(file: string, rec: InstalledRecord): Promise<void> {
   try {
     await mkdir(path.dirname(file), {recursive: true})
-    const state = await readState(file).catch(() => ({version: 1, bundles: {}}) as InstallState)
+    const state = await readState(file).catch((): InstallState => ({version: 1, bundles: {}}))
     state.bundles[stateKey(rec.name, rec.target)] = rec
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
     try {

@@ -51,7 +51,6 @@ export async function writeInstallMedia(opts: {
   const archive: string[] = []
   for (const f of opts.files) {
     const dest = path.join(dir, path.basename(f))
-    // eslint-disable-next-line no-await-in-loop
     if ((await realpath(f)) !== path.join(await realpath(dir), path.basename(f))) await copyFile(f, dest)
     archive.push(path.basename(f))
   }
@@ -70,7 +69,6 @@ export async function writeInstallMedia(opts: {
   const installer = path.basename(inst.file)
   const sums = []
   for (const f of [installer, ...archive, ...(publicKey ? [publicKey] : [])]) {
-    // eslint-disable-next-line no-await-in-loop
     sums.push(`${await sha256File(path.join(dir, f))}  ${f}`)
   }
   await writeFile(path.join(dir, 'SHA256SUMS'), sums.join('\n') + '\n')

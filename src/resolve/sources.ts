@@ -61,7 +61,6 @@ export class Sources {
     let last: unknown
     for (const c of cands) {
       try {
-        // eslint-disable-next-line no-await-in-loop
         return await fn(c)
       } catch (error) {
         last = error

@@ -363,7 +363,6 @@ async function streamVerified(fh: MultiFile, entry: ServedEntry, start: number, 
   while (pos < entry.size) {
     const want = Math.min(CHUNK, entry.size - pos)
     const buf = Buffer.allocUnsafe(want)
-    // eslint-disable-next-line no-await-in-loop
     const {bytesRead} = await fh.read(buf, 0, want, entry.offset + pos)
     if (bytesRead === 0) return 'mismatch' // the file was truncated
     const b = buf.subarray(0, bytesRead)
@@ -371,7 +370,6 @@ async function streamVerified(fh: MultiFile, entry: ServedEntry, start: number, 
     const s = Math.max(start, pos)
     const e = Math.min(end + 1, pos + bytesRead)
     if (s < e) {
-      // eslint-disable-next-line no-await-in-loop
       if (held && !(await write(res, held))) return 'aborted'
       held = b.subarray(s - pos, e - pos)
     }

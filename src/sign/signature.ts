@@ -23,7 +23,7 @@ export async function signDetached(data: Uint8Array, key: openpgp.PrivateKey, da
     format: 'armored',
     date: when,
     config: {nonDeterministicSignaturesViaNotation: false},
-  })
+  }) as Promise<string>
 }
 
 export interface SignerInfo {
@@ -56,7 +56,6 @@ export async function verifyDetached(data: Uint8Array, untrustedArmoredSignature
   for (const sig of result.signatures) {
     const keyId = sig.keyID.toHex().toUpperCase()
     try {
-      // eslint-disable-next-line no-await-in-loop
       await sig.verified
     } catch (error) {
       const msg = (error as Error).message
@@ -70,7 +69,6 @@ export async function verifyDetached(data: Uint8Array, untrustedArmoredSignature
       )
     }
     const key = trustedKeys.find((k) => k.getKeys(sig.keyID).length > 0)
-    // eslint-disable-next-line no-await-in-loop
     const packets = await sig.signature
     const created = packets.packets[0]?.created ?? new Date(0)
     if (key && !signer) {

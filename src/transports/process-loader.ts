@@ -56,10 +56,10 @@ export class ProcessLoader {
     this.child = child
     const out = capped()
     const err = capped()
-    child.stdout!.on('data', (b: Buffer) => out.push(b))
-    child.stderr!.on('data', (b: Buffer) => err.push(b))
+    child.stdout.on('data', (b: Buffer) => out.push(b))
+    child.stderr.on('data', (b: Buffer) => err.push(b))
     // EPIPE after the process died or was killed: reported through the exit status instead.
-    child.stdin!.on('error', () => {})
+    child.stdin.on('error', () => {})
     this.exited = new Promise<ProcessResult>((resolve) => {
       child.once('error', (e) => {
         this.spawnError = e
@@ -75,7 +75,7 @@ export class ProcessLoader {
     })
     // fail() destroys the stream with the cause; that error is reported by the caller, not here.
     this.tar.stream.on('error', () => {})
-    this.tar.stream.pipe(child.stdin!)
+    this.tar.stream.pipe(child.stdin)
   }
 
   /** The error to report when the process is gone before commit (it ended early or never started). */

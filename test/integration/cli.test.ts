@@ -93,7 +93,7 @@ describe('CLI shell', () => {
     assert.match(again.stderr, /exists/)
     // passphrase-protected key: create refuses to use it without the passphrase
     const locked = run(['key', 'generate', '--name', 'Locked', '--out', path.join(dir, 'locked'), '--json'], {env: {AIRLOCK_KEY_PASSPHRASE: 'correct horse'}})
-    assert.equal(JSON.parse(locked.stdout).encrypted, true)
+    assert.equal((JSON.parse(locked.stdout) as {encrypted: boolean}).encrypted, true)
     await writeFile(path.join(dir, 'b.yaml'), 'apiVersion: airlock/v1\nkind: Bundle\nmetadata: {name: x, version: "1"}\nimages: [127.0.0.1:1/none/x:1]\n')
     const c = run(['create', path.join(dir, 'b.yaml'), '--sign-key', path.join(dir, 'locked.key.asc')], {env: {AIRLOCK_KEY_PASSPHRASE: ''}})
     assert.equal(c.code, 2)

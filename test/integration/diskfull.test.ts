@@ -56,7 +56,7 @@ describe('disk full / read-only output', {timeout: 180_000}, () => {
     const small = await tmpfs('small', 'size=512k') // the archive is ~1.1 MB
     const r = airlock(['create', '--unsigned', '-o', path.join(small, 'out.tar'), '--json'])
     assert.equal(r.code, 1, r.stdout + r.stderr)
-    const e = JSON.parse(r.stdout).error
+    const e = (JSON.parse(r.stdout) as {error: {code: string; message: string; details: string[]}}).error
     assert.equal(e.code, 'fs.no_space')
     assert.match(e.message, /cannot write archive .*out\.tar: no space left on the device \(ENOSPC\)/)
     assert.deepEqual(await listAll(small), [])
@@ -81,7 +81,7 @@ describe('disk full / read-only output', {timeout: 180_000}, () => {
     const cache = await tmpfs('cache-small', 'size=256k') // the base layer is ~1 MB
     const r = airlock(['create', '--unsigned', '-o', path.join(dir, 'x.tar'), '--cache-dir', cache, '--json'])
     assert.equal(r.code, 1, r.stdout + r.stderr)
-    const j = JSON.parse(r.stdout).error
+    const j = (JSON.parse(r.stdout) as {error: {code: string; message: string; details: string[]}}).error
     assert.ok(j.code === 'create.pull_failed' || j.code === 'fs.no_space', JSON.stringify(j))
     assert.match(`${j.message}\n${j.details.join('\n')}`, /cannot write blob cache .*no space left/)
     assert.deepEqual(await readdir(path.join(cache, 'tmp')), [])
@@ -93,7 +93,7 @@ describe('disk full / read-only output', {timeout: 180_000}, () => {
     const ro = await tmpfs('ro', 'ro,size=64k')
     const r = airlock(['create', '--unsigned', '-o', path.join(ro, 'out.tar'), '--json'])
     assert.equal(r.code, 1, r.stdout + r.stderr)
-    const e = JSON.parse(r.stdout).error
+    const e = (JSON.parse(r.stdout) as {error: {code: string; message: string; details: string[]}}).error
     assert.equal(e.code, 'fs.read_only')
     assert.match(e.message, /cannot write archive .*read-only file system \(EROFS\)/)
   })

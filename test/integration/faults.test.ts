@@ -206,11 +206,11 @@ describe('network faults (fault-injecting proxy in front of the real testbed reg
     const env = {...process.env, AIRLOCK_RETRIES: '1', AIRLOCK_RETRY_BASE_DELAY_MS: '5', AIRLOCK_CACHE_DIR: path.join(dir, 'cache-keep')}
     const bad = await runCli(['create', f, '--unsigned', '-o', out, '--json'], env)
     assert.equal(bad.status, 1, bad.stdout + bad.stderr)
-    assert.match(JSON.parse(bad.stdout).error.details.join('\n'), /app-b:1: blob .*HTTP 503/)
+    assert.match((JSON.parse(bad.stdout) as {error: {code: string; message: string; details: string[]}}).error.details.join('\n'), /app-b:1: blob .*HTTP 503/)
     assert.ok(!existsSync(out))
     const r = await runCli(['create', f, '--unsigned', '-o', out, '--json', '--keep-going'], env)
     assert.equal(r.status, 0, r.stdout + r.stderr)
-    const j = JSON.parse(r.stdout)
+    const j = JSON.parse(r.stdout) as {images: {ref: string}[]; failed: {ref: string; stage: string}[]}
     assert.deepEqual(j.images.map((i: {ref: string}) => i.ref), [`${src.host}/testbed/app-a:1`])
     assert.equal(j.failed.length, 1)
     assert.equal(j.failed[0].ref, `${src.host}/testbed/app-b:1`)

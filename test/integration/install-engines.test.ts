@@ -72,10 +72,9 @@ async function install(dest: Destination, archive: string) {
 async function expectTamperRefused(dest: (file: string) => Promise<Destination>, list: () => Promise<string>, extra?: () => Promise<void>) {
   for (const t of tampered) {
     const before = await list()
-    // eslint-disable-next-line no-await-in-loop
     const d = await dest(t.file)
     await assert.rejects(install(d, t.file), (e: unknown) => {
-      assert.ok(e instanceof VerifyError, `${t.label}: expected a VerifyError, got ${e}`)
+      assert.ok(e instanceof VerifyError, `${t.label}: expected a VerifyError, got ${String(e)}`)
       assert.match(e.entry ?? '', t.entry, `${t.label}: ${e.message}`)
       assert.match(e.message, t.entry)
       return true

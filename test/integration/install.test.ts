@@ -111,7 +111,7 @@ images:
     assert.equal(blobsAfterFirst, tb.images['app-a'].manifests[0].layers.length + 2, '--only copies only the blobs of the selected image')
     const second = airlock(['install', archive, '--key', pub, '--to', `oci:${oci}`])
     assert.equal(second.code, 0, second.stderr)
-    index = JSON.parse(await readFile(path.join(oci, 'index.json'), 'utf8'))
+    index = JSON.parse(await readFile(path.join(oci, 'index.json'), 'utf8')) as typeof index
     assert.equal(index.manifests.length, 3)
     const {stdout} = await execFileP('skopeo', ['inspect', `oci:${oci}:127.0.0.1:5301/testbed/app-b:1`])
     assert.equal((JSON.parse(stdout) as {Digest: string}).Digest, tb.images['app-b'].digest)

@@ -20,6 +20,8 @@ import {buildImage, pushImage} from '../helpers/images.js'
 import {Testbed, testbed} from '../helpers/testbed.js'
 import {BIN as bin} from '../helpers/cli.js'
 
+type CreateReport = {bytesCached: number; bytesResumed: number; bytesPulled: number; files: string[]}
+
 let tb: Testbed
 let dir: string
 let cache: string
@@ -33,8 +35,8 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}, noCache = false): Ch
   const child = spawn(process.execPath, [bin, ...args], {cwd: dir, env: e, stdio: ['ignore', 'pipe', 'pipe']})
   let stdout = ''
   let stderr = ''
-  child.stdout!.on('data', (d) => (stdout += d))
-  child.stderr!.on('data', (d) => (stderr += d))
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
   const out = new Promise<{status: number | null; stdout: string; stderr: string}>((resolve) => child.on('close', (status) => resolve({status, stdout, stderr})))
   return Object.assign(child, {out})
 }
@@ -110,7 +112,7 @@ describe('interrupted runs (kill -9)', {timeout: 300_000}, () => {
     const r = start(['create', '--unsigned', '-o', 'out.tar', '--json'])
     const res = await r.out
     assert.equal(res.status, 0, res.stderr)
-    const j = JSON.parse(res.stdout)
+    const j = JSON.parse(res.stdout) as CreateReport
     // The small blobs come back from the cache or from the killed run's out.tar.partial.
     assert.ok(j.bytesCached + j.bytesResumed > 1_000_000, `bytesCached ${j.bytesCached}, bytesResumed ${j.bytesResumed}`)
     assert.ok(j.bytesPulled >= BIG && j.bytesPulled < BIG + 1_000_000, `bytesPulled ${j.bytesPulled}`)
@@ -147,7 +149,7 @@ describe('interrupted runs (kill -9)', {timeout: 300_000}, () => {
     src.log.length = 0
     const res = await start(['create', '--unsigned', '-o', 'nc.tar', '--json'], {}, true).out
     assert.equal(res.status, 0, res.stderr)
-    const j = JSON.parse(res.stdout)
+    const j = JSON.parse(res.stdout) as CreateReport
     assert.equal(j.bytesCached, 0)
     assert.ok(j.bytesResumed > 1_000_000, `bytesResumed ${j.bytesResumed}`)
     assert.ok(j.bytesPulled >= BIG && j.bytesPulled < BIG + 1_000_000, `bytesPulled ${j.bytesPulled}`)
@@ -170,7 +172,7 @@ describe('interrupted runs (kill -9)', {timeout: 300_000}, () => {
     src.rules = []
     const res = await start(['create', '--unsigned', '-o', 'sp.tar', '--split', '1M', '--json'], {}, true).out
     assert.equal(res.status, 0, res.stderr)
-    const j = JSON.parse(res.stdout)
+    const j = JSON.parse(res.stdout) as CreateReport
     assert.ok(j.bytesResumed > 1_000_000, `bytesResumed ${j.bytesResumed}`)
     assert.ok(j.files.length > 16, `${j.files.length} parts`)
     assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('sp.tar') && n.endsWith('.partial')), [])
@@ -186,14 +188,14 @@ describe('interrupted runs (kill -9)', {timeout: 300_000}, () => {
     // A second create onto the same output while the first one runs: refused, nothing touched.
     const busy = await start(['create', '--unsigned', '-o', 'mv.tar', '--json'], {}, true).out
     assert.equal(busy.status, 2, busy.stdout + busy.stderr)
-    assert.equal(JSON.parse(busy.stdout).error.code, 'create.busy')
+    assert.equal((JSON.parse(busy.stdout) as {error: {code: string; message: string; details: string[]}}).error.code, 'create.busy')
     c.kill('SIGKILL')
     await c.out
     src.rules = []
     await writeFile(path.join(dir, 'more.yaml'), `apiVersion: airlock/v1\nkind: Bundle\nmetadata: {name: intr, version: 1.0.0}\nplatforms: [linux/amd64]\nimages:\n  - ${src.host}/testbed/app-a:1\n  - ${src.host}/testbed/app-c:1\n  - ${src.host}/interrupt/big:1\n`)
     const res = await start(['create', 'more.yaml', '--unsigned', '-o', 'mv.tar', '--json'], {}, true).out
     assert.equal(res.status, 0, res.stderr)
-    const j = JSON.parse(res.stdout)
+    const j = JSON.parse(res.stdout) as CreateReport
     assert.ok(j.bytesResumed > 1_000_000, `bytesResumed ${j.bytesResumed}`)
     assert.ok(!existsSync(path.join(dir, 'mv.tar.previous.partial')), 'the moved-from partial was left behind')
     const v = await readArchive([path.join(dir, 'mv.tar')], {trustedKeys: [], allowUnsigned: true})
@@ -225,7 +227,7 @@ describe('interrupted runs (kill -9)', {timeout: 300_000}, () => {
     const r = start(['create', '--unsigned', '-o', 'write.tar', '--json'])
     const res = await r.out
     assert.equal(res.status, 0, res.stderr)
-    assert.equal(JSON.parse(res.stdout).bytesPulled, 0)
+    assert.equal((JSON.parse(res.stdout) as CreateReport).bytesPulled, 0)
     assert.ok(!existsSync(`${out}.partial`))
     await readArchive([out], {trustedKeys: [], allowUnsigned: true})
   })
@@ -254,9 +256,9 @@ describe('interrupted runs (kill -9)', {timeout: 300_000}, () => {
       const r = start([...args, '--json'])
       const res = await r.out
       assert.equal(res.status, 0, res.stderr)
-      assert.equal(JSON.parse(res.stdout).images.length, 2)
+      assert.equal((JSON.parse(res.stdout) as {images: unknown[]}).images.length, 2)
       const uploadsRerun = dst.count('POST', /\/blobs\/uploads\/$/) - uploadsBefore
-      const blobs = JSON.parse(res.stdout).blobs as number
+      const blobs = (JSON.parse(res.stdout) as {blobs: number}).blobs
       assert.ok(uploadsRerun < blobs, `rerun uploaded ${uploadsRerun} of ${blobs} blobs`)
       console.log(`  install rerun after kill: ${uploadsRerun} uploads for ${blobs} blobs (${uploadsBefore} before the kill)`)
     } finally {

@@ -199,12 +199,12 @@ async function collect(r: Readable): Promise<Buffer> {
   return Buffer.concat(chunks)
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, cls: Function = AirlockError): Promise<AirlockError> {
+async function rejectsWith(p: Promise<unknown>, code: string, cls: abstract new (...args: never[]) => Error = AirlockError): Promise<AirlockError> {
   try {
     await p
   } catch (e) {
     assert.ok(e instanceof cls, `expected ${cls.name}, got ${(e as Error)?.name}: ${(e as Error)?.message}`)
-    assert.equal((e as AirlockError).code, code, (e as Error).message)
+    assert.equal((e as AirlockError).code, code, e.message)
     return e as AirlockError
   }
   assert.fail(`expected rejection with ${code}`)

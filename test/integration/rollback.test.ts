@@ -16,6 +16,8 @@ import {writeArchive} from '../../src/transports/archive/writer.js'
 import {syntheticArchive} from '../helpers/archive.js'
 import {runCli} from '../helpers/cli.js'
 
+type InstalledFile = {bundles: Record<string, {version: string; contentSha256: string; target: string}>}
+
 let dir: string
 let pub: string
 const archives: Record<string, string> = {}
@@ -49,7 +51,7 @@ describe('rollback protection (installed-versions state file)', {timeout: 120_00
     const key = (n: string) => `shop → ${to(n)}`
     let r = airlock(['install', archives['1.10.0'], '--key', pub, '--to', to('a'), '--state-file', state])
     assert.equal(r.code, 0, r.stderr)
-    const rec = JSON.parse(await readFile(state, 'utf8'))
+    const rec = JSON.parse(await readFile(state, 'utf8')) as InstalledFile
     assert.equal(rec.bundles[key('a')].version, '1.10.0')
     assert.match(rec.bundles[key('a')].contentSha256, /^[a-f0-9]{64}$/)
     assert.equal(rec.bundles[key('a')].target, to('a'))
@@ -63,7 +65,7 @@ describe('rollback protection (installed-versions state file)', {timeout: 120_00
     // the dry run refuses too, with --json giving the stable code
     r = airlock(['install', archives['1.9.0'], '--key', pub, '--to', to('a'), '--state-file', state, '--dry-run', '--json'])
     assert.equal(r.code, 3)
-    assert.equal(JSON.parse(r.stdout).error.code, 'bundle.downgrade')
+    assert.equal((JSON.parse(r.stdout) as {error: {code: string; message: string; details: string[]}}).error.code, 'bundle.downgrade')
     // another target has its own history: 1.9.0 is fine there
     r = airlock(['install', archives['1.9.0'], '--key', pub, '--to', to('b'), '--state-file', state])
     assert.equal(r.code, 0, r.stderr)
@@ -77,14 +79,14 @@ describe('rollback protection (installed-versions state file)', {timeout: 120_00
     // explicit rollback
     r = airlock(['install', archives['1.9.0'], '--key', pub, '--to', to('a'), '--state-file', state, '--allow-downgrade'])
     assert.equal(r.code, 0, r.stderr)
-    assert.equal(JSON.parse(await readFile(state, 'utf8')).bundles[key('a')].version, '1.9.0')
+    assert.equal((JSON.parse(await readFile(state, 'utf8')) as InstalledFile).bundles[key('a')].version, '1.9.0')
   })
 
   it('defaults to $XDG_STATE_HOME/airlock/installed.json and refuses a corrupt state file clearly', async () => {
     const xdg = path.join(dir, 'xdg')
     const r = airlock(['install', archives['2.0.0'], '--key', pub, '--to', `oci:${path.join(dir, 'oci-x')}`], {XDG_STATE_HOME: xdg, AIRLOCK_STATE_FILE: ''})
     assert.equal(r.code, 0, r.stderr)
-    assert.equal(JSON.parse(await readFile(path.join(xdg, 'airlock', 'installed.json'), 'utf8')).bundles[`shop → oci:${path.join(dir, 'oci-x')}`].version, '2.0.0')
+    assert.equal((JSON.parse(await readFile(path.join(xdg, 'airlock', 'installed.json'), 'utf8')) as InstalledFile).bundles[`shop → oci:${path.join(dir, 'oci-x')}`].version, '2.0.0')
     const bad = path.join(dir, 'bad.json')
     await writeFile(bad, '{not json')
     const r2 = airlock(['install', archives['2.0.0'], '--key', pub, '--to', `oci:${path.join(dir, 'oci-y')}`, '--state-file', bad])

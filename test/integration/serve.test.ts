@@ -49,9 +49,9 @@ async function serve(file: string, extra: string[] = []): Promise<Served> {
   let err = ''
   const lines: string[] = []
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
   const ready = await new Promise<Served['ready']>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString()
       let i
       while ((i = out.indexOf('\n')) >= 0) {
@@ -153,7 +153,7 @@ describe('airlock serve', () => {
     assert.deepEqual(JSON.parse(page.body.toString()), {repositories: ['testbed/app-a']})
     assert.match(String(page.headers.link), /last=testbed%2Fapp-a&n=1>; rel="next"/)
     assert.deepEqual(JSON.parse((await get(`${base}/v2/testbed/multi/tags/list`)).body.toString()), {name: 'testbed/multi', tags: ['1']})
-    assert.equal(JSON.parse((await get(`${base}/v2/nope/tags/list`)).body.toString()).errors[0].code, 'NAME_UNKNOWN')
+    assert.equal((JSON.parse((await get(`${base}/v2/nope/tags/list`)).body.toString()) as {errors: {code: string}[]}).errors[0].code, 'NAME_UNKNOWN')
 
     const multi = image('multi:1')
     for (const ref of ['1', multi.digest]) {
@@ -185,7 +185,7 @@ describe('airlock serve', () => {
     ] as const) {
       const r = await get(url)
       assert.equal(r.status, 404, url)
-      assert.equal(JSON.parse(r.body.toString()).errors[0].code, code, url)
+      assert.equal((JSON.parse(r.body.toString()) as {errors: {code: string}[]}).errors[0].code, code, url)
     }
 
     // Blobs, whole and by Range.
@@ -212,7 +212,7 @@ describe('airlock serve', () => {
     for (const [method, p] of [['PUT', '/v2/testbed/app-a/manifests/2'], ['POST', '/v2/testbed/app-a/blobs/uploads/'], ['DELETE', `/v2/testbed/app-a/blobs/${largest.digest}`], ['PATCH', '/v2/testbed/app-a/blobs/uploads/x']]) {
       const r = await get(`${base}${p}`, {method})
       assert.equal(r.status, 405, `${method} ${p}`)
-      assert.equal(JSON.parse(r.body.toString()).errors[0].code, 'UNSUPPORTED')
+      assert.equal((JSON.parse(r.body.toString()) as {errors: {code: string}[]}).errors[0].code, 'UNSUPPORTED')
     }
   })
 

@@ -101,14 +101,12 @@ export class ByteReader {
     while (!this.eof) {
       const pending = this.ahead ?? this.startRead()
       this.ahead = undefined
-      // eslint-disable-next-line no-await-in-loop
       const got = await pending
       if (got.length > 0) {
         this.buf = this.buf.length === 0 ? got : Buffer.concat([this.buf, got])
         if (got.length === READ_CHUNK) this.ahead = this.startRead()
         return true
       }
-      // eslint-disable-next-line no-await-in-loop
       await this.nextPart()
     }
     return false
@@ -129,7 +127,6 @@ export class ByteReader {
     const parts: Buffer[] = []
     let need = n
     while (need > 0) {
-      // eslint-disable-next-line no-await-in-loop
       const b = await this.readSome(need)
       if (b.length === 0) throw new VerifyError('archive.truncated', `archive is truncated: ${what} ends early (at byte ${this.position})`, {entry: what})
       parts.push(b)

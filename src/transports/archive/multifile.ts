@@ -17,7 +17,6 @@ export class MultiFile {
     const handles: FileHandle[] = []
     try {
       for (const p of parts) {
-        // eslint-disable-next-line no-await-in-loop
         handles.push(await open(p, 'r'))
       }
     } catch (error) {
@@ -42,7 +41,6 @@ export class MultiFile {
       const pos = position + done
       if (done < length && pos < end && pos >= start) {
         const n = Math.min(length - done, end - pos)
-        // eslint-disable-next-line no-await-in-loop
         const {bytesRead} = await this.handles[i].read(buffer, offset + done, n, pos - start)
         done += bytesRead
         if (bytesRead < n) break
@@ -64,7 +62,6 @@ export class MultiFile {
     while (pos < size) {
       const want = Math.min(RANGE_CHUNK, size - pos)
       const buf = Buffer.allocUnsafe(want)
-      // eslint-disable-next-line no-await-in-loop
       const {bytesRead} = await this.read(buf, 0, want, offset + pos)
       if (bytesRead === 0) throw new VerifyError('archive.changed', `${what}: the archive is shorter than when it was verified`, {entry: what})
       const b = buf.subarray(0, bytesRead)

@@ -244,12 +244,10 @@ async function* entryChunks(reader: ByteReader, header: TarHeader, hexWanted: st
   let left = header.size
   let held: Buffer | undefined
   while (left > 0) {
-    // eslint-disable-next-line no-await-in-loop
     const b = await reader.readSome(Math.min(left, READ_CHUNK))
     if (b.length === 0) fail('archive.truncated', entry, `archive is truncated inside this entry (${left} bytes missing)`)
     if (job) {
       const wait = job.update(b)
-      // eslint-disable-next-line no-await-in-loop
       if (wait) await wait
     } else {
       h!.update(b)
@@ -275,7 +273,6 @@ async function hashEntryInline(reader: ByteReader, header: TarHeader, hexWanted:
   const h = createHash('sha256')
   let left = header.size
   while (left > 0) {
-    // eslint-disable-next-line no-await-in-loop
     const b = await reader.readSome(Math.min(left, READ_CHUNK))
     if (b.length === 0) fail('archive.truncated', entry, `archive is truncated inside this entry (${left} bytes missing)`)
     h.update(b)
@@ -316,7 +313,6 @@ async function readBlobsSequentially(reader: ByteReader, st: BlobState, ctx: Blo
   // A chunk the sink is done with is read into again, once the hashing thread has hashed it too.
   const recycle = (chunk: Buffer) => hasher ? hasher.afterHashed(chunk, () => recycleWhole(reader, chunk)) : recycleWhole(reader, chunk)
   for (;;) {
-    // eslint-disable-next-line no-await-in-loop
     const block = await reader.readExact(BLOCK, st.index === 0 ? 'archive header' : `header of entry #${st.index + 1}`)
     if (isZeroBlock(block)) break
     st.index++
@@ -337,22 +333,17 @@ async function readBlobsSequentially(reader: ByteReader, st: BlobState, ctx: Blo
     if (want) {
       if (h.size > MAX_MANIFEST_BYTES) fail('archive.entry_too_large', h.name, 'manifest is larger than 4 MiB')
       const chunks: Buffer[] = []
-      // eslint-disable-next-line no-await-in-loop
       for await (const c of entryChunks(reader, h, hex, h.name, hasher)) chunks.push(c)
       const data = Buffer.concat(chunks)
       checkManifestContent(digest, data, want)
-      // eslint-disable-next-line no-await-in-loop
       if (sink?.blob) await sink.blob(digest, size, (async function* () { yield data })())
     } else if (sink?.blob) {
       const gen = entryChunks(reader, h, hex, h.name, hasher)
-      // eslint-disable-next-line no-await-in-loop
       await sink.blob(digest, size, gen, recycle)
       // A sink that skipped this blob (e.g. --only, or already on the target): still verify it.
       // The sink never saw these chunks: their memory is free as soon as they are hashed.
-      // eslint-disable-next-line no-await-in-loop
       for await (const c of gen) recycle(c)
     } else {
-      // eslint-disable-next-line no-await-in-loop
       await hashEntryInline(reader, h, hex, h.name)
     }
   }
@@ -363,7 +354,6 @@ async function readBlobsSequentially(reader: ByteReader, st: BlobState, ctx: Blo
   const rest = await reader.readExact(BLOCK, 'end-of-archive marker')
   if (!isZeroBlock(rest)) fail('archive.bad_trailer', 'end-of-archive marker', 'is not two zero blocks')
   for (;;) {
-    // eslint-disable-next-line no-await-in-loop
     const b = await reader.readSome(READ_CHUNK)
     if (b.length === 0) break
     if (!isZeroBlock(b)) fail('archive.trailing_data', 'end of archive', `unexpected data after the end-of-archive marker (at byte ${reader.position - b.length})`)
@@ -511,7 +501,7 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
   let reader: ByteReader
   try {
     trustedKeys = await opts.trustedKeys
-    if (openError) throw openError
+    if (openError) throw openError as Error
     reader = files ? ByteReader.over(files, 0, HEAD_CHUNK) : await ByteReader.open(parts, {shared: hasher !== undefined})
   } catch (error) {
     await jobs?.close()
@@ -600,7 +590,6 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
         const pad = paddingFor(h.size)
         if (pad) await readPadding(reader, pad, name)
       } else {
-        // eslint-disable-next-line no-await-in-loop
         data = (await readSmall(name))!
       }
       if (sha256Hex(data) !== sums.get(name)) fail('archive.digest_mismatch', name, 'content does not match its signed sha256')

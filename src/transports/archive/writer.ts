@@ -169,13 +169,10 @@ export class ArchiveFile {
     const f = new ArchiveFile(outPath, total, partSize)
     try {
       for (const p of f.parts) {
-        // eslint-disable-next-line no-await-in-loop
         const fh = await open(f.files[p.index], keep ? 'r+' : 'w', 0o644)
         try {
-          // eslint-disable-next-line no-await-in-loop
           await fh.truncate(p.size)
         } finally {
-          // eslint-disable-next-line no-await-in-loop
           await fh.close()
         }
       }
@@ -216,9 +213,7 @@ export class ArchiveFile {
       const n = Math.min(length - done, p.start + p.size - at)
       p.busy++
       try {
-        // eslint-disable-next-line no-await-in-loop
         const fh = await this.handle(p)
-        // eslint-disable-next-line no-await-in-loop
         await fn(fh, at - p.start, done, n)
       } finally {
         p.busy--
@@ -240,7 +235,6 @@ export class ArchiveFile {
           const rest = Buffer.concat(bufs, length).subarray(bytesWritten)
           let w = 0
           while (w < rest.length) {
-            // eslint-disable-next-line no-await-in-loop
             w += (await fh.write(rest, w, rest.length - w, pos + bytesWritten + w)).bytesWritten
           }
         }
@@ -252,7 +246,6 @@ export class ArchiveFile {
     await this.each(offset, length, async (fh, pos, from, n) => {
       let w = 0
       while (w < n) {
-        // eslint-disable-next-line no-await-in-loop
         const {bytesWritten} = await fh.write(data, from + w, n - w, pos + w)
         w += bytesWritten
       }
@@ -274,7 +267,6 @@ export class ArchiveFile {
     await this.each(offset, buf.length, async (fh, pos, from, n) => {
       let r = 0
       while (r < n) {
-        // eslint-disable-next-line no-await-in-loop
         const {bytesRead} = await fh.read(buf, from + r, n - r, pos + r)
         if (bytesRead === 0) throw new Error(`short read in ${this.files[0]}`)
         r += bytesRead
@@ -286,7 +278,6 @@ export class ArchiveFile {
     for (const p of this.parts) {
       if (p.fh && p.unsynced > 0) {
         p.unsynced = 0
-        // eslint-disable-next-line no-await-in-loop
         await p.fh.datasync()
       }
     }
@@ -296,16 +287,13 @@ export class ArchiveFile {
     await this.syncing
     for (const p of this.parts) {
       if (sync && (p.unsynced > 0 || p.fh)) {
-        // eslint-disable-next-line no-await-in-loop
         const fh = await this.handle(p)
-        // eslint-disable-next-line no-await-in-loop
         await fh.sync()
       }
       if (p.fh) {
         const fh = p.fh
         p.fh = undefined
         this.open--
-        // eslint-disable-next-line no-await-in-loop
         await fh.close().catch(() => {})
       }
     }
@@ -318,7 +306,6 @@ export class ArchiveFile {
     const finals: string[] = []
     for (const f of this.files) {
       const final = f.slice(0, -'.partial'.length)
-      // eslint-disable-next-line no-await-in-loop
       await rename(f, final)
       finals.push(final)
     }
@@ -344,9 +331,7 @@ export async function writeLayout(file: ArchiveFile, plan: ArchivePlan): Promise
   await file.write([plan.head], 0)
   for (const b of plan.blobs) {
     const pad = paddingFor(b.size)
-    // eslint-disable-next-line no-await-in-loop
     await file.write([encodeHeader(blobPath(b.digest), b.size, plan.mtime)], b.headerOffset)
-    // eslint-disable-next-line no-await-in-loop
     if (pad) await file.write([ZERO.subarray(0, pad)], b.dataOffset + b.size)
   }
   await file.write([ZERO], plan.total - ZERO.length)
@@ -363,7 +348,6 @@ export async function copyBlobFile(file: ArchiveFile, b: PlannedBlob, src: strin
   try {
     const buf = Buffer.allocUnsafe(CHUNK)
     for (;;) {
-      // eslint-disable-next-line no-await-in-loop
       const {bytesRead} = await fh.read(buf, 0, CHUNK, null)
       if (bytesRead === 0) break
       if (n + bytesRead > b.size) {
@@ -372,7 +356,6 @@ export async function copyBlobFile(file: ArchiveFile, b: PlannedBlob, src: strin
       }
       const c = buf.subarray(0, bytesRead)
       h.update(c)
-      // eslint-disable-next-line no-await-in-loop
       await file.write([c], b.dataOffset + n)
       n += bytesRead
     }
@@ -406,7 +389,6 @@ export async function writeArchive(outPath: string, opts: {
     file = await ArchiveFile.create(outPath, plan.total, plan.partSize)
     await writeLayout(file, plan)
     for (const b of plan.blobs) {
-      // eslint-disable-next-line no-await-in-loop
       await copyBlobFile(file, b, byDigest.get(b.digest)!.path)
     }
     const files = await file.commit()

@@ -165,7 +165,7 @@ export class VerifiedTarStream {
         }
       } catch (error) {
         // A verification error of the source comes through gunzip: report it as it is.
-        if (sourceError !== undefined) throw sourceError
+        if (sourceError !== undefined) throw sourceError as Error
         const code = (error as NodeJS.ErrnoException).code
         if (typeof code !== 'string' || !code.startsWith('Z_')) throw error
         failure = new InflatedSizeError(digest, `layer ${digest} cannot be inflated here (${(error as Error).message})`)
@@ -177,7 +177,7 @@ export class VerifiedTarStream {
         drain = true
         gunzip.destroy()
         await fed
-        if (sourceError !== undefined) throw sourceError
+        if (sourceError !== undefined) throw sourceError as Error
         throw failure
       }
       await fed

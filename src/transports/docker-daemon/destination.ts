@@ -118,7 +118,7 @@ export function parseJsonStream(body: string): {messages: string[]; error?: stri
     }
     const detail = obj.errorDetail as {message?: string} | undefined
     if (obj.error !== undefined || detail) {
-      error ??= String(detail?.message ?? obj.error ?? 'unknown error')
+      error ??= String(detail?.message ?? (obj.error as string | undefined) ?? 'unknown error')
       continue
     }
     if (typeof obj.stream === 'string' && obj.stream.trim()) messages.push(obj.stream.trim())
@@ -263,7 +263,7 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
       reply.catch(() => {}) // observed in commit()/guard
       // The tar goes straight into the request: a chunk is handed back to the reader once it is
       // out of this process (no copy, no fresh memory for every MiB).
-      tar = new VerifiedTarStream(req!, true)
+      tar = new VerifiedTarStream(req, true)
       // dockerd's classic store reads manifest.json only: the OCI layout, the manifests and other
       // platforms' blobs are left out (and layers may be sent inflated).
       await guard(() => tar!.begin(head, images, {ociLayout: !classic}))
@@ -313,7 +313,6 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
         const config = configOf(img)
         const tag = dockerRepoTags(img.name)[0]
         const lookup = tag ?? config
-        // eslint-disable-next-line no-await-in-loop
         const r = await request('GET', `${api}/images/${lookup}/json`)
         if (r.status !== 200) throw new AirlockError('install.confirm_failed', `${where}: ${lookup} (${img.name}) is not there after loading: ${errorMessage(r)}`)
         const id = (JSON.parse(r.body.toString('utf8')) as {Id?: string}).Id

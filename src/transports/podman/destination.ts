@@ -98,7 +98,6 @@ export async function podmanDestination(ctx: DestinationContext & PodmanOptions)
         const lookup = tags[0] ?? configs[0].slice(7)
         let id: string
         try {
-          // eslint-disable-next-line no-await-in-loop
           id = (await run(bin, ['image', 'inspect', '--format', '{{.Id}}', lookup], {code: 'install.confirm_failed', tool: 'podman', what: `podman: ${img.name} is not in podman's image store after loading`})).trim()
         } catch (error) {
           throw new AirlockError('install.confirm_failed', (error as Error).message + (loaded ? ` (podman said: ${loaded.trim().slice(0, 500)})` : ''), {cause: error})

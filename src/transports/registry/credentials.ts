@@ -82,7 +82,7 @@ function loadDockerConfig(path: string, explicit: boolean): DockerConfig | undef
   try {
     const v = JSON.parse(readFileSync(path, 'utf8')) as unknown
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object')
-    return v as DockerConfig
+    return v
   } catch (e) {
     // Never echo the file's content: it holds secrets.
     throw new InputError('credentials.config_invalid', `cannot parse docker config ${path}: ${(e as Error).name}`)

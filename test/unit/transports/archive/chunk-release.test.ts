@@ -193,7 +193,7 @@ describe('WorkerHasher: sha256 on a second thread, of the memory the sink passes
       }
       assert.ok(waited, 'update() never waited for the worker')
       const last = Buffer.from(new SharedArrayBuffer(MB))
-      j.update(last)
+      void j.update(last)
       let ran = false
       h.afterHashed(last, () => { ran = true })
       assert.equal(ran, false, 'ran before the worker could have hashed the chunk')

@@ -126,7 +126,6 @@ describe('VerifiedTarStream.inflatedBlob', () => {
     bad[11] ^= 0xff // the first deflate block header: inflate fails on the first chunk
     const verr = new VerifyError('archive.digest_mismatch', 'blob: sha256 differs', {entry: 'blobs/sha256/x'})
     for (const b of [bad, gz]) {
-      // eslint-disable-next-line no-await-in-loop
       const {error} = await run(b, layer.length, chunks(b, 7000, verr))
       assert.equal(error, verr)
     }
