@@ -151,12 +151,7 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
     noDowngrade(r.head)
     selected = selectImages(r.head.metadata.images, opts.only)
     for (const img of selected) progress.note(`  would install ${targetName(target, img)}  ${img.digest}`)
-    return {
-      archive: opts.archive, target: opts.to, dryRun: true, bundle: {name: r.bundle.name, version: r.bundle.version},
-      ...(r.signer ? {signer: {fingerprint: r.signer.fingerprint, userId: r.signer.userId}} : {}),
-      images: selected.map((img) => ({name: targetName(target, img), digest: img.digest, confirmed: ''})),
-      blobs: r.blobs, bytes: r.bytes,
-    }
+    return resultOf(opts, r, selected.map((img) => ({name: targetName(target, img), digest: img.digest, confirmed: ''})))
   }
   const basePartsP = opts.base ? resolveArchiveParts(opts.base) : undefined
   const pass = async (retry: {inflate?: boolean}) => {
@@ -191,8 +186,12 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
     ...(r.signer ? {signer: r.signer.fingerprint} : {}),
     archive: path.resolve(opts.archive), target: targetKey, installedAt: new Date().toISOString(),
   }).catch((error: unknown) => progress.note(`WARNING: installed, but could not record it for rollback protection: ${(error as Error).message}`))
+  return resultOf(opts, r, images)
+}
+
+function resultOf(opts: InstallOptions, r: Awaited<ReturnType<typeof readArchive>>, images: InstalledImage[]): InstallResult {
   return {
-    archive: opts.archive, target: opts.to, dryRun: false, bundle: {name: r.bundle.name, version: r.bundle.version},
+    archive: opts.archive, target: opts.to, dryRun: Boolean(opts.dryRun), bundle: {name: r.bundle.name, version: r.bundle.version},
     ...(r.signer ? {signer: {fingerprint: r.signer.fingerprint, userId: r.signer.userId}} : {}),
     images, blobs: r.blobs, bytes: r.bytes,
   }
