@@ -61,9 +61,9 @@ export class SourceChain {
   async fill(blob: PlannedBlob, file: ArchiveFile, reach: 'local' | 'remote'): Promise<BlobSource | undefined> {
     for (const source of this.sources) {
       if (source.remote !== (reach === 'remote')) continue
-      // eslint-disable-next-line no-await-in-loop
+       
       if (!(await source.has(blob))) continue
-      // eslint-disable-next-line no-await-in-loop
+       
       if (await this.tryOne(source, blob, file)) return source
     }
     return undefined

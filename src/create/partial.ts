@@ -87,7 +87,7 @@ export async function movePartial(output: string, old: ArchiveFile, places: Blob
   await old.close()
   const aside = `${output}.previous`
   const asideFiles = archiveFiles(aside, old.total, old.partSize).map((f) => `${f}.partial`)
-  for (const [i, f] of old.files.entries()) await rename(f, asideFiles[i]) // eslint-disable-line no-await-in-loop
+  for (const [i, f] of old.files.entries()) await rename(f, asideFiles[i])  
   const from = await ArchiveFile.create(aside, old.total, old.partSize, true)
   try {
     return {file: await freshPartial(output, plan), resumed: new ResumedSource(from, places, false), hints: new Map()}
@@ -123,10 +123,10 @@ export async function hashAt(file: ArchiveFile, offset: number, size: number, ea
   const buf = Buffer.allocUnsafe(Math.min(BATCH, Math.max(size, 1)))
   for (let at = 0; at < size; at += BATCH) {
     const c = buf.subarray(0, Math.min(BATCH, size - at))
-    // eslint-disable-next-line no-await-in-loop
+     
     await file.read(c, offset + at)
     h.update(c)
-    // eslint-disable-next-line no-await-in-loop
+     
     await each?.(c, at)
   }
   return `sha256:${h.digest('hex')}`

@@ -75,7 +75,7 @@ function nodeAt(doc: Document, segs: Seg[]): {node?: Node; key?: Node; parent?: 
     if (isMap(cur)) {
       const pair = cur.items.find((p) => keyString(p.key) === String(seg))
       if (!pair) return {parent}
-      key = isScalar(pair.key) || isMap(pair.key) || isSeq(pair.key) ? (pair.key as Node) : undefined
+      key = isScalar(pair.key) || isMap(pair.key) || isSeq(pair.key) ? (pair.key) : undefined
       cur = pair.value
     } else if (isSeq(cur)) {
       cur = cur.items[Number(seg)]

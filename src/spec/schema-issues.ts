@@ -117,7 +117,7 @@ function unknownKeyIssues(kept: ErrorObject[], data: unknown): {issues: Issue[];
     }
     const props = Object.keys(((e.parentSchema as {properties?: Record<string, unknown>} | undefined)?.properties) ?? {})
     const present = getAt(data, segs)
-    const absent = props.filter((p) => !(present && typeof present === 'object' && p in (present as object)))
+    const absent = props.filter((p) => !(present && typeof present === 'object' && p in (present)))
     const suggestion = closest(extra, absent) ?? closest(extra, props)
     if (suggestion) suppressRequired.add(`${e.instancePath}\0${suggestion}`)
     const where = segs.length ? ` in ${label(segs)}` : ''

@@ -58,11 +58,11 @@ export async function ociDestination(ctx: DestinationContext & {dir: string}): P
   /** blobs/ and blobs/sha256/ exist as real directories when this returns (made here if missing). */
   async function ensureBlobDirs(): Promise<void> {
     for (const d of [path.join(dir, 'blobs'), blobsDir]) {
-      // eslint-disable-next-line no-await-in-loop
+       
       if ((await lstatNoLink(d, 'directory')) === 'missing') await mkdir(d).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'EEXIST') throw error
       })
-      // eslint-disable-next-line no-await-in-loop
+       
       await lstatNoLink(d, 'directory') // made by another process meanwhile: still no link
     }
   }
@@ -120,7 +120,7 @@ export async function ociDestination(ctx: DestinationContext & {dir: string}): P
     async missing(digests: string[]): Promise<string[]> {
       const out: string[] = []
       for (const d of digests) {
-        // eslint-disable-next-line no-await-in-loop
+         
         if (!(await hasBlob(d))) out.push(d)
       }
       return out
@@ -131,7 +131,7 @@ export async function ociDestination(ctx: DestinationContext & {dir: string}): P
         const d = index.manifests.find((m) => m.annotations?.[NAME_ANNOTATION] === img.name)
         if (!d || d.digest !== img.digest) throw new AirlockError('install.confirm_failed', `oci:${dir}: ${img.name} is ${d?.digest ?? 'missing'}, expected ${img.digest}`)
         for (const b of img.blobs) {
-          // eslint-disable-next-line no-await-in-loop
+           
           if (!(await hasBlob(b.digest))) throw new AirlockError('install.confirm_failed', `oci:${dir}: blob ${b.digest} of ${img.name} is missing`)
         }
         return {name: img.name, digest: img.digest, confirmed: d.digest}

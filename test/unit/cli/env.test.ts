@@ -23,7 +23,7 @@ type FlagLike = {env?: string; hidden?: boolean}
 const COMMANDS: Record<string, typeof Command> = {
   create: Create, init: Init, inspect: Inspect, install: Install, 'key generate': KeyGenerate, serve: Serve, validate: Validate, verify: Verify,
 }
-const flagsOf = (c: typeof Command): Record<string, FlagLike> => ({...c.baseFlags, ...c.flags} as Record<string, FlagLike>)
+const flagsOf = (c: typeof Command): Record<string, FlagLike> => ({...c.baseFlags, ...c.flags})
 
 describe('environment variables: one table', () => {
   it('each variable read through a flag is that flag\'s env, hidden as the table says', () => {

@@ -128,7 +128,7 @@ describe('BearerTokens against an in-process token service', () => {
     answer = () => ({status: 503, body: {}, headers: {'Retry-After': '4'}})
     await assert.rejects(tokens().token(ch(), ['x'], async () => undefined), (e: unknown) =>
       e instanceof Retryable && e.reason === 'token HTTP 503' && e.retryAfterMs === 4000
-      && e.final instanceof AirlockError && (e.final as AirlockError).code === 'registry.server_error')
+      && e.final instanceof AirlockError && (e.final).code === 'registry.server_error')
   })
 
   it('other statuses, a bad body or no token: clear errors', async () => {

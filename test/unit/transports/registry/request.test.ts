@@ -173,7 +173,7 @@ describe('RegistryTransport', () => {
     ]
     for (const [status, body, code, message] of cases) {
       handle = (_req, res) => (body === '' ? res.writeHead(status).end() : json(res, status, body))
-      // eslint-disable-next-line no-await-in-loop
+       
       await assert.rejects(transport().request(get(), text), (e: unknown) => {
         assert.ok(e instanceof AirlockError, String(e))
         assert.equal(e.code, code)
