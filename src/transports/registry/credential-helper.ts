@@ -5,7 +5,7 @@
 import {spawn} from 'node:child_process'
 
 import {AirlockError, InputError} from '../../core/errors.js'
-import type {Credentials} from './credentials.js'
+import type {Credentials} from './transport/credentials.js'
 
 /**
  * Run `docker-credential-<helper> get` with the server URL on stdin. Returns undefined when the

@@ -13,15 +13,10 @@ import {join} from 'node:path'
 
 import {InputError} from '../../core/errors.js'
 import {runCredentialHelper} from './credential-helper.js'
+import type {Credentials} from './transport/credentials.js'
 
 export {runCredentialHelper}
-
-export interface Credentials {
-  username?: string
-  password?: string
-  /** An OAuth2 refresh token (docker's `identitytoken`, or a helper answering Username `<token>`). */
-  identityToken?: string
-}
+export type {Credentials}
 
 export interface EnvAuthConfig {
   usernameEnv: string

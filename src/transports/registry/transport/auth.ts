@@ -3,13 +3,11 @@
  * scheme; then Basic (the user's credentials) or Bearer (a token for the request's scopes).
  * Credentials are resolved once, lazily, and every secret among them is handed to the scrubber.
  */
-import type {Credentials} from '../credentials.js'
+import type {CredentialSource, Credentials} from './credentials.js'
 import {basicAuthorization} from './basic.js'
 import {BearerTokens, type TokenServiceContext} from './bearer.js'
 import type {Challenge} from './challenge.js'
 import type {SecretScrubber} from './scrub.js'
-
-export type CredentialSource = Credentials | (() => Promise<Credentials | undefined>)
 
 /** What a request was sent with: a rejected Basic header is not worth a second try. */
 export type SentAuth = 'none' | 'basic' | 'bearer'

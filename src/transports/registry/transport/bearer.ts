@@ -7,7 +7,7 @@
 import type http from 'node:http'
 
 import {AirlockError} from '../../../core/errors.js'
-import type {Credentials} from '../credentials.js'
+import type {Credentials} from './credentials.js'
 import {basicAuthorization} from './basic.js'
 import type {Challenge} from './challenge.js'
 import {networkRetryable, toRetryable} from './errors.js'

@@ -5,7 +5,7 @@
  */
 import type http from 'node:http'
 
-import type {Credentials} from '../credentials.js'
+import type {Credentials} from './credentials.js'
 import {readBody} from './http.js'
 
 const MAX_ERROR_BODY = 64 * 1024
