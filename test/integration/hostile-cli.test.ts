@@ -38,7 +38,7 @@ describe('hostile archives (seeded fuzz)', {timeout: 240_000}, () => {
       await writeFile(file, bytes)
       const v = spawnSync(process.execPath, [bin, 'verify', file, '--key', pubFile, '--json'], {encoding: 'utf8', timeout: 30_000})
       assert.equal(v.status, 3, `${m}: ${v.stdout}${v.stderr}`)
-      assert.match(JSON.parse(v.stdout).error.code, /^(archive|signature)\./)
+      assert.match((JSON.parse(v.stdout) as {error: {code: string}}).error.code, /^(archive|signature)\./)
       const target = path.join(caseDir, 'target')
       const inst = spawnSync(process.execPath, [bin, 'install', file, '--key', pubFile, '--to', `oci:${target}`, '--state-file', path.join(dir, 'state.json')], {encoding: 'utf8', timeout: 30_000, cwd: caseDir})
       assert.equal(inst.status, 3, `${m}: ${inst.stderr}`)

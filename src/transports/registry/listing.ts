@@ -33,7 +33,7 @@ export async function listTags(t: RegistryTransport, repo: string): Promise<stri
         const body = await readBody(res, MAX_SMALL_BODY, () => new AirlockError('registry.bad_response', `tag list of ${t.host}/${repo} too large`))
         let j: {tags?: unknown}
         try {
-          j = JSON.parse(body.toString('utf8'))
+          j = JSON.parse(body.toString('utf8')) as typeof j
         } catch {
           throw new AirlockError('registry.bad_response', `invalid tag list JSON from ${t.host}/${repo}`)
         }

@@ -154,7 +154,7 @@ function schema1Error(what: string): AirlockError {
 export function manifestMediaType(bytes: Buffer, contentType: string, what: string): string {
   let j: {mediaType?: unknown; schemaVersion?: unknown; manifests?: unknown; config?: unknown; layers?: unknown}
   try {
-    j = JSON.parse(bytes.toString('utf8'))
+    j = JSON.parse(bytes.toString('utf8')) as typeof j
   } catch {
     throw new VerifyError('registry.bad_manifest', `manifest ${what} is not valid JSON`, {entry: what})
   }

@@ -93,7 +93,7 @@ export class RegistryPush {
   }
 
   async blob(digest: string, size: number, data: AsyncIterable<Buffer>): Promise<void> {
-    if (this.failed) throw this.failed
+    if (this.failed) throw this.failed as Error
     const rs = this.repos.get(digest)
     if (!rs) return
     if (this.manifestDigests.has(digest)) {
@@ -242,7 +242,7 @@ export class RegistryPush {
   /** After the whole archive verified: the uploads' end, then manifests, indexes and tags. */
   private async commitImages(): Promise<void> {
     await Promise.all(this.uploads)
-    if (this.failed) throw this.failed
+    if (this.failed) throw this.failed as Error
     await this.mountExternal()
     // manifests after their blobs, indexes after their manifests, tags last
     for (const img of this.images) {

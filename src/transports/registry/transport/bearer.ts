@@ -144,7 +144,7 @@ export class BearerTokens {
 
   private async parse(res: http.IncomingMessage, realm: URL): Promise<TokenResponse> {
     try {
-      return JSON.parse((await readBody(res, MAX_TOKEN_RESPONSE, () => new Error('too large'))).toString('utf8'))
+      return JSON.parse((await readBody(res, MAX_TOKEN_RESPONSE, () => new Error('too large'))).toString('utf8')) as TokenResponse
     } catch (e) {
       const n = classifyError(e, realm.host)
       if (n instanceof NetworkError) throw networkRetryable(this.ctx.host, n)

@@ -215,7 +215,7 @@ export class Agents {
       try {
         ca = [...rootCertificates, readFileSync(caFile, 'utf8')]
       } catch (e) {
-        throw new InputError('registry.ca_file', `cannot read CA file ${caFile}: ${(e as NodeJS.ErrnoException).code ?? e}`)
+        throw new InputError('registry.ca_file', `cannot read CA file ${caFile}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
       }
     }
     this.httpsAgent = new https.Agent({keepAlive: true, maxSockets: 32, ...(ca ? {ca} : {})})

@@ -13,6 +13,7 @@ import tarFs from 'tar-fs'
 import {VerifyError} from '../../../../src/core/errors.js'
 import {generateKeyPair, loadPrivateKey, loadTrustedKeys} from '../../../../src/sign/keys.js'
 import {ArchiveSink, readArchive} from '../../../../src/transports/archive/reader.js'
+import type {AirlockMetadata} from '../../../../src/transports/archive/metadata.js'
 import {dataOffset, joinTar, randomLayer, splitTar, syntheticArchive} from '../../../helpers/archive.js'
 
 let dir: string
@@ -34,7 +35,7 @@ async function expectRefused(buf: Buffer, code: RegExp | string, entry: RegExp |
     async abort() { events.push('abort') },
   }
   await assert.rejects(readArchive([p], {trustedKeys: opts.keys ?? trusted, allowUnsigned: opts.allowUnsigned, sink}), (e: unknown) => {
-    assert.ok(e instanceof VerifyError || (e as {code?: string}).code, `unexpected error ${e}`)
+    assert.ok(e instanceof VerifyError || (e as {code?: string}).code, `unexpected error ${String(e)}`)
     const err = e as VerifyError
     if (typeof code === 'string') assert.equal(err.code, code, err.message)
     else assert.match(err.code, code, err.message)
@@ -129,7 +130,7 @@ describe('archive format v1: writer and streaming verifier', () => {
     const again = path.join(dir, 'again.tar')
     // rebuild from the same blobs via a second synthetic run with the same inputs
     const entries = splitTar(good)
-    const meta = JSON.parse(entries[0].data.toString())
+    const meta = JSON.parse(entries[0].data.toString()) as AirlockMetadata
     const {writeArchive} = await import('../../../../src/transports/archive/writer.js')
     const blobs = entries.filter((e) => e.name.startsWith('blobs/')).map((e) => ({digest: `sha256:${e.name.slice(13)}`, size: e.data.length, path: path.join(dir, 'blobs', e.name.slice(13))}))
     await writeArchive(again, {metadata: meta, blobs, signingKey: key, epoch: 1700000000})
