@@ -13,7 +13,7 @@ import {after, before, describe, it} from 'node:test'
 
 import {AirlockError, VerifyError} from '../src/core/errors.js'
 import {VerifiedTarStream} from '../src/install/tarstream.js'
-import {WorkerHasher} from '../src/transports/archive/hash-worker.js'
+import {WorkerHasher} from '../src/blob/worker-hasher.js'
 import type {ImageRecord} from '../src/transports/archive/metadata.js'
 import {readArchive, VerifiedHead} from '../src/transports/archive/reader.js'
 import {dataOffset, randomLayer, syntheticArchive} from './helpers/archive.js'

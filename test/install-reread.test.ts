@@ -14,7 +14,7 @@ import {after, before, describe, it} from 'node:test'
 import * as openpgp from 'openpgp'
 
 import {silentProgress} from '../src/core/progress.js'
-import {MultiFile} from '../src/transports/archive/multifile.js'
+import {MultiFile} from '../src/blob/multi-file.js'
 import {readArchive, type ArchiveSink} from '../src/transports/archive/reader.js'
 import {registryDestination} from '../src/transports/registry/destination.js'
 import {VerifyError} from '../src/core/errors.js'

@@ -16,7 +16,7 @@ import * as openpgp from 'openpgp'
 
 import {VerifyError} from '../src/core/errors.js'
 import {generateKeyPair} from '../src/sign/keys.js'
-import {HASH_CHUNK} from '../src/transports/archive/hash-pool.js'
+import {HASH_CHUNK} from '../src/blob/sizes.js'
 import {readArchive} from '../src/transports/archive/reader.js'
 import {BLOCK, paddingFor} from '../src/transports/archive/tar.js'
 import {archiveArgument} from '../src/verify/early.js'

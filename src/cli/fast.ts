@@ -7,9 +7,6 @@ import {startEarlyAt} from '../verify/early.js'
 import {verifyArchive, verifyLines} from '../verify/verify.js'
 import {errorJson, writeErrorText} from './report.js'
 
-/** For bin/run.js, when the command line is left to oclif. */
-export {startEarly} from '../verify/early.js'
-
 /**
  * `airlock verify` without the CLI framework. Loading oclif (its config, plugins and command
  * modules) costs some 0.1–0.15 s of CPU, as much as hashing 150 MB; bin/run.js comes here first
@@ -71,10 +68,10 @@ export function parseFastVerify(argv: string[], env: NodeJS.ProcessEnv = process
 export async function runFastVerify(argv: string[]): Promise<boolean> {
   const cmd = parseFastVerify(argv)
   if (!cmd) return false
-  startEarlyAt(cmd.archive)
+  const early = startEarlyAt(cmd.archive)
   usePgpCodeCache(fileURLToPath(new URL('../openpgp.v8cache', import.meta.url)))
   try {
-    const result = await verifyArchive({archive: cmd.archive, keys: cmd.keys, allowUnsigned: cmd.allowUnsigned})
+    const result = await verifyArchive({archive: cmd.archive, keys: cmd.keys, allowUnsigned: cmd.allowUnsigned, early})
     if (cmd.json) console.log(JSON.stringify(result, null, 2))
     else for (const line of verifyLines(result)) console.log(line)
     process.exitCode = 0

@@ -1,11 +1,15 @@
 import {loadTrustedKeys} from '../sign/keys.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
-import {readArchive, ArchiveSink, VerifyReport} from '../transports/archive/reader.js'
+import {readArchive, ArchiveSink, EarlyHashing, VerifyReport} from '../transports/archive/reader.js'
 
 export type VerifyResult = VerifyReport
 
 /** `airlock verify`: one streaming pass, nothing written anywhere. */
-export async function verifyArchive(opts: {archive: string; keys: string[]; allowUnsigned?: boolean; now?: Date; sink?: ArchiveSink}): Promise<VerifyResult> {
+/**
+ * `early`: hashing already started on the archive (see verify/early.ts); readArchive takes it over
+ * or stops it.
+ */
+export async function verifyArchive(opts: {archive: string; keys: string[]; allowUnsigned?: boolean; now?: Date; sink?: ArchiveSink; early?: EarlyHashing}): Promise<VerifyResult> {
   // The keys load (openpgp.js with them) while the archive is opened and its blobs start being
   // hashed; a problem with the keys is still the one reported first.
   const trustedKeys = loadTrustedKeys(opts.keys)
@@ -14,10 +18,11 @@ export async function verifyArchive(opts: {archive: string; keys: string[]; allo
   try {
     parts = await resolveArchiveParts(opts.archive)
   } catch (error) {
+    if (opts.early) await opts.early.jobs.close().finally(() => opts.early!.files.close())
     await trustedKeys
     throw error
   }
-  const {head: _head, ...report} = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: opts.sink})
+  const {head: _head, ...report} = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: opts.sink, early: opts.early})
   return report
 }
 

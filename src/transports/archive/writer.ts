@@ -1,10 +1,11 @@
-import {createHash} from 'node:crypto'
 import {open, rename, rm, unlink} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 
 import type * as openpgp from 'openpgp'
 
 import {AirlockError, InputError} from '../../core/errors.js'
+import {COPY_CHUNK} from '../../blob/sizes.js'
+import {verifiedChunks} from '../../blob/verified.js'
 import {fsError} from '../../core/fs-errors.js'
 import {blobPath} from '../../core/model.js'
 import {signDetached} from '../../sign/signature.js'
@@ -61,7 +62,6 @@ export interface ArchivePlan {
 }
 
 const ZERO = Buffer.alloc(BLOCK * 2)
-const CHUNK = 1024 * 1024
 const SYNC_EVERY = 64 * 1024 * 1024
 /** At most this many part files open at once (a split archive may have thousands of parts). */
 const MAX_OPEN_PARTS = 16
@@ -352,37 +352,42 @@ export async function writeLayout(file: ArchiveFile, plan: ArchivePlan): Promise
   await file.write([ZERO], plan.total - ZERO.length)
 }
 
+/** The chunks of an open file from where it stands, read into one reused buffer (each is consumed before the next read). */
+async function* fileChunks(fh: FileHandle): AsyncGenerator<Buffer> {
+  const buf = Buffer.allocUnsafe(COPY_CHUNK)
+  for (;;) {
+    // eslint-disable-next-line no-await-in-loop
+    const {bytesRead} = await fh.read(buf, 0, COPY_CHUNK, null)
+    if (bytesRead === 0) return
+    yield buf.subarray(0, bytesRead)
+  }
+}
+
 /**
  * Copy a blob from a file into its place, hashing it on the way. A file whose bytes do not
  * match is removed (a bad cache entry) and reported.
  */
 export async function copyBlobFile(file: ArchiveFile, b: PlannedBlob, src: string): Promise<void> {
   const fh = await open(src, 'r')
-  const h = createHash('sha256')
-  let n = 0
+  let corrupt: AirlockError | undefined
   try {
-    const buf = Buffer.allocUnsafe(CHUNK)
-    for (;;) {
+    const verified = verifiedChunks(fileChunks(fh), b, {
+      fail: (_fault, seen, hex) => corrupt = new AirlockError('cache.corrupt', `cached blob ${b.digest} is corrupt (got ${seen} bytes, sha256:${hex}); it was removed from the cache, run again`),
+    })
+    let at = 0
+    for await (const c of verified) {
       // eslint-disable-next-line no-await-in-loop
-      const {bytesRead} = await fh.read(buf, 0, CHUNK, null)
-      if (bytesRead === 0) break
-      if (n + bytesRead > b.size) {
-        n += bytesRead
-        break
-      }
-      const c = buf.subarray(0, bytesRead)
-      h.update(c)
-      // eslint-disable-next-line no-await-in-loop
-      await file.write([c], b.dataOffset + n)
-      n += bytesRead
+      await file.write([c], b.dataOffset + at)
+      at += c.length
     }
+  } catch (error) {
+    if (error !== corrupt) throw error
   } finally {
     await fh.close()
   }
-  const got = `sha256:${h.digest('hex')}`
-  if (got !== b.digest || n !== b.size) {
+  if (corrupt) {
     await unlink(src).catch(() => {})
-    throw new AirlockError('cache.corrupt', `cached blob ${b.digest} is corrupt (got ${n} bytes, ${got}); it was removed from the cache, run again`)
+    throw corrupt
   }
 }
 

@@ -22,7 +22,7 @@ import type {Destination, DestinationContext, InstalledImage} from '../../instal
 import {blobsOf, VerifiedTarStream} from '../../install/tarstream.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {dockerManifestOf, dockerRepoTags, ImageRecord} from '../archive/metadata.js'
-import {MultiFile} from '../archive/multifile.js'
+import {MultiFile} from '../../blob/multi-file.js'
 import {blobPath} from '../../core/model.js'
 
 export interface DockerOptions {

@@ -9,7 +9,6 @@
  * - Everything a registry sends is verified: manifests are hashed raw and capped at
  *   MAX_MANIFEST_BYTES; blob streams are hashed and length-checked as they flow.
  */
-import {createHash, type Hash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
@@ -35,6 +34,7 @@ import {
   send,
   sleep,
 } from './http.js'
+import {VerifiedBlobStream} from './blob-stream.js'
 
 export interface RetryInfo {
   /** 1 for the first retry. */
@@ -96,7 +96,7 @@ const MAX_ERROR_BODY = 64 * 1024
 const MAX_REDIRECTS = 10
 
 /** Thrown inside one attempt for a failure worth retrying. */
-class Retryable extends Error {
+export class Retryable extends Error {
   constructor(
     readonly reason: string,
     readonly final: Error,
@@ -126,7 +126,7 @@ interface Token {
   expiresAt: number
 }
 
-function headerOne(v: string | string[] | undefined): string | undefined {
+export function headerOne(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v
 }
 
@@ -772,170 +772,6 @@ export class RegistryClient {
     const margin = Math.min(30, ttl / 4)
     this.tokens.set(key, {value, expiresAt: base + (ttl - margin) * 1000})
     return value
-  }
-}
-
-// ------------------------------------------------------------------ verified blob stream
-
-class VerifiedBlobStream extends Readable {
-  private hash: Hash = createHash('sha256')
-  /** Bytes hashed and pushed downstream. */
-  private emitted = 0
-  /** Bytes of the current response to discard (already emitted) when it started before `emitted`. */
-  private skip = 0
-  private res?: http.IncomingMessage
-  private ranges = false
-  private readonly backoff: Backoff
-  private progressAtFailure = -1
-  private finished = false
-
-  constructor(
-    private readonly client: RegistryClient,
-    private readonly repo: string,
-    private readonly digest: string,
-    private readonly size: number,
-    first: http.IncomingMessage,
-    start: number,
-  ) {
-    super({highWaterMark: 1024 * 1024})
-    this.backoff = new Backoff(client.retryPolicy)
-    this.attach(first, start, true)
-  }
-
-  private get what(): string {
-    return `blob ${this.client.host}/${this.repo}@${this.digest}`
-  }
-
-  override _read(): void {
-    this.res?.resume()
-  }
-
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    this.finished = true
-    this.res?.destroy()
-    this.res = undefined
-    cb(err)
-  }
-
-  private fail(err: Error): void {
-    if (this.finished) return
-    this.finished = true
-    this.res?.destroy()
-    this.res = undefined
-    this.destroy(err)
-  }
-
-  private attach(res: http.IncomingMessage, start: number, first: boolean): void {
-    if (first) this.ranges = /bytes/i.test(headerOne(res.headers['accept-ranges']) ?? '') || res.statusCode === 206
-    else if (res.statusCode === 206) this.ranges = true
-    if (res.statusCode === 200) {
-      const len = Number(headerOne(res.headers['content-length']))
-      if (Number.isFinite(len) && headerOne(res.headers['content-length']) !== undefined && len !== this.size) {
-        res.destroy()
-        this.fail(new VerifyError('registry.size_mismatch', `${this.what}: registry sends ${len} bytes, expected ${this.size}`, {entry: this.digest}))
-        return
-      }
-    }
-    this.res = res
-    this.skip = this.emitted - start
-    let over = false
-    res.on('data', (chunk: Buffer) => {
-      if (over || this.finished || this.res !== res) return
-      let c = chunk
-      if (this.skip > 0) {
-        if (c.length <= this.skip) {
-          this.skip -= c.length
-          return
-        }
-        c = c.subarray(this.skip)
-        this.skip = 0
-      }
-      if (this.emitted + c.length > this.size) {
-        over = true
-        this.fail(new VerifyError('registry.size_mismatch', `${this.what}: more than the expected ${this.size} bytes`, {entry: this.digest}))
-        return
-      }
-      this.hash.update(c)
-      this.emitted += c.length
-      if (this.emitted === this.size) {
-        // Verify before handing over the last bytes, so a consumer never sees a complete bad blob.
-        const got = `sha256:${this.hash.digest('hex')}`
-        if (got !== this.digest) {
-          this.fail(new VerifyError('registry.digest_mismatch', `${this.what}: content hashes to ${got}`, {entry: this.digest}))
-          return
-        }
-        this.finished = true
-        this.push(c)
-        this.push(null)
-        res.resume()
-        return
-      }
-      if (!this.push(c)) res.pause()
-    })
-    let ended = false
-    const onBroken = (err?: Error) => {
-      if (ended || this.finished || this.res !== res) return
-      ended = true
-      this.res = undefined
-      void this.retry(err)
-    }
-    res.on('end', () => {
-      if (this.finished || this.res !== res) return
-      if (res.complete && this.emitted < this.size) {
-        // The server said this was the whole body: the blob is shorter than expected.
-        ended = true
-        this.fail(new VerifyError('registry.size_mismatch', `${this.what}: only ${this.emitted} of ${this.size} bytes`, {entry: this.digest}))
-        return
-      }
-      onBroken()
-    })
-    res.on('error', (e) => onBroken(e))
-    res.on('close', () => {
-      if (!res.complete) onBroken()
-    })
-    if (this.emitted === this.size && this.size === 0) {
-      // Empty blob: nothing will arrive; verify the empty hash now.
-      const got = `sha256:${this.hash.digest('hex')}`
-      if (got !== this.digest) this.fail(new VerifyError('registry.digest_mismatch', `${this.what}: content hashes to ${got}`, {entry: this.digest}))
-      else {
-        this.finished = true
-        this.push(null)
-      }
-      res.resume()
-    }
-  }
-
-  private async retry(err?: Error): Promise<void> {
-    if (this.emitted !== this.progressAtFailure) this.backoff.reset()
-    this.progressAtFailure = this.emitted
-    const first = classifyError(err ?? Object.assign(new Error('aborted'), {code: 'ECONNRESET'}), this.client.host)
-    if (!(first instanceof NetworkError)) {
-      this.fail(first instanceof Error ? first : new Error(String(first)))
-      return
-    }
-    let cause: Retryable | NetworkError = first
-    for (;;) {
-      try {
-        await this.client.backoffOrThrow(this.backoff, cause, 'GET', this.what)
-        if (this.finished) return
-        // Resume where we are when the server does ranges; else re-read from zero and skip what
-        // was already hashed and emitted (the hash always covers exactly the emitted bytes).
-        const {res, start} = await this.client.openBlob(this.repo, this.digest, this.ranges ? this.emitted : 0, true)
-        if (this.finished) {
-          res.destroy()
-          return
-        }
-        this.attach(res, start, false)
-        return
-      } catch (e) {
-        if (e instanceof Retryable) {
-          cause = e
-          continue
-        }
-        this.fail(e instanceof Error ? e : new Error(String(e)))
-        return
-      }
-    }
   }
 }
 

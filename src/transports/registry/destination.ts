@@ -13,7 +13,7 @@ import type {Destination, DestinationContext, InstalledImage} from '../../instal
 import {parseReference, formatReference, Reference} from '../../spec/reference.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import type {ImageRecord} from '../archive/metadata.js'
-import {MultiFile} from '../archive/multifile.js'
+import {MultiFile} from '../../blob/multi-file.js'
 import {RegistryClient} from './client.js'
 import {resolveCredentials} from './credentials.js'
 
