@@ -3,7 +3,7 @@ import type {Worker} from 'node:worker_threads'
 
 import {DONE, JobTable, PENDING, RangeJobsData, SKIP} from './job-table.js'
 import type {MultiFile} from './multi-file.js'
-import {HASH_CHUNK} from './sizes.js'
+import {HASH_CHUNK, MIN_THREADED_HASH} from './sizes.js'
 import {startThread} from './workers.js'
 
 /**
@@ -39,12 +39,13 @@ export class HashJobs {
 
   /**
    * Hash `ranges` (largest first) on `workers` worker threads, starting now; this thread joins
-   * in with finish(). With no workers nothing is hashed before finish().
+   * in with finish(). With no workers (or little to hash) nothing is hashed before finish().
    */
   static start(file: MultiFile, ranges: Range[], workers: number): HashJobs {
     const sorted = [...ranges].sort((a, b) => b.size - a.size || a.offset - b.offset)
     const jobs = new HashJobs(file, sorted)
-    if (workers > 0 && sorted.length > 0) jobs.spawn(Math.min(workers, sorted.length))
+    const bytes = sorted.reduce((sum, r) => sum + r.size, 0)
+    if (workers > 0 && sorted.length > 0 && bytes >= MIN_THREADED_HASH) jobs.spawn(Math.min(workers, sorted.length))
     return jobs
   }
 

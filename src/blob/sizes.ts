@@ -35,3 +35,9 @@ export const DOWNLOAD_BUFFER = MiB
 
 /** Output pieces of gunzip when a layer is sent inflated (install --to docker). */
 export const INFLATE_CHUNK = MiB
+
+/**
+ * Fewer bytes than this to hash are hashed on the main thread alone: starting a hashing thread
+ * takes some 20–40 ms, hashing 2 MiB about 1 ms.
+ */
+export const MIN_THREADED_HASH = 2 * MiB

@@ -15,5 +15,5 @@ const fromSource = import.meta.url.endsWith('.ts')
 export function startThread(name: ThreadModule, options: WorkerOptions = {}): Worker {
   if (!fromSource) return new Worker(new URL(`./${name}.js`, import.meta.url), options)
   const entry = new URL(`./${name}.ts`, import.meta.url).href
-  return new Worker(new URL('./ts-worker.mjs', import.meta.url), {...options, argv: [entry]})
+  return new Worker(new URL('./ts-worker.cjs', import.meta.url), {...options, argv: [entry]})
 }
