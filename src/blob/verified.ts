@@ -144,3 +144,18 @@ export async function digestChunks(chunks: AsyncIterable<Buffer> | Iterable<Buff
   }
   return {digest: `sha256:${h.digest('hex')}`, size}
 }
+
+/**
+ * The `size` bytes at `offset` of anything read positionally (`read` fills the whole buffer it is
+ * given), `chunk` bytes at a time into ONE reused buffer: each chunk must be consumed before the
+ * next is asked for (digestChunks does). For hashing a range of a file with a callback per chunk.
+ */
+export async function* positionalChunks(read: (buf: Buffer, position: number) => Promise<unknown>, offset: number, size: number, chunk: number): AsyncGenerator<Buffer> {
+  const buf = Buffer.allocUnsafe(Math.min(chunk, Math.max(size, 1)))
+  for (let at = 0; at < size; at += buf.length) {
+    const c = buf.subarray(0, Math.min(buf.length, size - at))
+    // eslint-disable-next-line no-await-in-loop
+    await read(c, offset + at)
+    yield c
+  }
+}

@@ -135,3 +135,18 @@ describe('BlobCheck, checkChunks and digestChunks', () => {
     assert.deepEqual(seen, [0, 1])
   })
 })
+
+describe('positionalChunks', () => {
+  it('reads a range into one reused buffer; digestChunks hashes it with a callback per chunk', async () => {
+    const src = Buffer.from('0123456789abcdef')
+    const read = async (b: Buffer, pos: number) => src.copy(b, 0, pos, pos + b.length)
+    const {positionalChunks} = await import('../../../src/blob/verified.js')
+    const at: number[] = []
+    const got = await digestChunks(positionalChunks(read, 3, 10, 4), (c, i) => {
+      at.push(i)
+      assert.ok(c.equals(src.subarray(3 + i, 3 + i + c.length)))
+    })
+    assert.deepEqual(got, {digest: sha(src.subarray(3, 13)), size: 10})
+    assert.deepEqual(at, [0, 4, 8])
+  })
+})
