@@ -152,9 +152,6 @@ export function checkManifestContent(digest: string, data: Buffer, want: {kind: 
   }
 }
 
-/**
- * The bytes of one entry, hashed as they pass. The final chunk is held back until the hash has
-
 /** What a manifest or an index among the blobs must reference. */
 export type ManifestWant = {kind: 'index' | 'manifest'; children: Set<string>}
 

@@ -265,9 +265,9 @@ export class RegistryClient {
   }
 
   /**
-   * A verified stream of the blob: it errors with VerifyError if the bytes' length or sha256
-   * differ from `size`/`digest` (the last chunk is held back only by the final check: end is
-   * signalled only after the digest matched). Resumes with `Range` after connection failures.
+   * A verified stream of the blob (VerifiedBlobStream): it errors with VerifyError if the bytes'
+   * length or sha256 differ from `size`/`digest`, and its last chunk and its end come only after
+   * the digest matched. Resumes with `Range` after connection failures.
    */
   async getBlob(repo: string, digest: string, size: number): Promise<Readable> {
     checkRepo(repo)
