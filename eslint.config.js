@@ -46,4 +46,8 @@ export default defineConfig(
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: {globals: {process: 'readonly', console: 'readonly', URL: 'readonly', Buffer: 'readonly'}},
   },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: {sourceType: 'commonjs', globals: {process: 'readonly', require: 'readonly', module: 'writable'}},
+  },
 )

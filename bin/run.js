@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `verify`: a plain command line runs without loading oclif (dist/cli/fast.js); any other one
-// still starts hashing on the other cores while oclif loads (AIRLOCK_NO_FAST=1: always oclif).
+// `verify`: a plain command line runs without loading oclif (dist/cli/fast.js), its blobs hashed
+// on the other cores from the start; any other one is left to oclif (AIRLOCK_NO_FAST=1: always).
 let done = false
 if (process.argv[2] === 'verify') {
   let fast
@@ -9,11 +9,7 @@ if (process.argv[2] === 'verify') {
   } catch {
     // not built: oclif reports it
   }
-  if (fast) {
-    const argv = process.argv.slice(3)
-    if (!process.env.AIRLOCK_NO_FAST) done = await fast.runFastVerify(argv)
-    if (!done) fast.startEarly(argv)
-  }
+  if (fast && !process.env.AIRLOCK_NO_FAST) done = await fast.runFastVerify(process.argv.slice(3))
 }
 if (!done) {
   const {execute} = await import('@oclif/core/execute')

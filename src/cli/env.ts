@@ -4,7 +4,7 @@
  * flag's `env`, or here) and pass the values down as options: library code never reads
  * process.env. README's "Environment" table lists the same rows (test/unit/cli/env.test.ts).
  */
-import {hashThreads} from '../transports/archive/hash-pool.js'
+import {hashThreads} from '../blob/hash-pool.js'
 
 /** How the variable's value reaches airlock. */
 export type EnvReadBy =
@@ -71,7 +71,7 @@ export function environment(env: NodeJS.ProcessEnv = process.env): Environment {
 
 /** `--hash-threads` / AIRLOCK_HASH_THREADS as a number, or undefined (not given, or not a number: the default). */
 export function hashThreadsOf(value: string | undefined): number | undefined {
-  return value !== undefined && /^\d+$/.test(value) ? hashThreads({AIRLOCK_HASH_THREADS: value}) : undefined
+  return value !== undefined && /^\d+$/.test(value) ? hashThreads(Number(value)) : undefined
 }
 
 /** The row of `name` (for a flag's help text). */

@@ -3,7 +3,7 @@ import {fileURLToPath} from 'node:url'
 import {AirlockError} from '../core/errors.js'
 import {trustedKeyPaths} from '../sign/keys.js'
 import {usePgpCodeCache} from '../sign/pgp.js'
-import {startEarlyAt} from '../verify/early.js'
+import {startEarlyHashing} from '../transports/archive/speculate.js'
 import {verifyArchive, verifyLines} from '../verify/verify.js'
 import {environment, hashThreadsOf} from './env.js'
 import {parseArgv, VERIFY_FLAGS} from './flag-table.js'
@@ -52,16 +52,10 @@ export function parseFastVerify(argv: string[], env: NodeJS.ProcessEnv = process
   }
 }
 
-/** Where bin/run.js starts hashing early when the command line is left to oclif: a single archive argument. */
+/** The single archive argument of a `verify` command line, as the flag table reads it. */
 export function archiveArgument(argv: string[]): string | undefined {
   const parsed = parseArgv(VERIFY_FLAGS, argv)
   return parsed?.args.length === 1 ? parsed.args[0] : undefined
-}
-
-/** For bin/run.js, when the command line is left to oclif. */
-export function startEarly(argv: string[]): void {
-  const archive = archiveArgument(argv)
-  if (archive !== undefined) startEarlyAt(archive)
 }
 
 /**
@@ -71,10 +65,10 @@ export function startEarly(argv: string[]): void {
 export async function runFastVerify(argv: string[]): Promise<boolean> {
   const cmd = parseFastVerify(argv)
   if (!cmd) return false
-  startEarlyAt(cmd.archive)
+  const early = startEarlyHashing(cmd.archive, cmd.hashThreads)
   usePgpCodeCache(fileURLToPath(new URL('../openpgp.v8cache', import.meta.url)))
   try {
-    const result = await verifyArchive({archive: cmd.archive, keys: cmd.keys, allowUnsigned: cmd.allowUnsigned, hashThreads: cmd.hashThreads})
+    const result = await verifyArchive({archive: cmd.archive, keys: cmd.keys, allowUnsigned: cmd.allowUnsigned, hashThreads: cmd.hashThreads, early})
     if (cmd.json) console.log(JSON.stringify(result, null, 2))
     else for (const line of verifyLines(result)) console.log(line)
     process.exitCode = 0

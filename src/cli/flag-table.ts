@@ -38,7 +38,7 @@ export const ALLOW_UNSIGNED = {
   description: 'accept an archive without a signature (integrity is still checked)',
 } as const satisfies FlagSpec
 
-/** Read today by the hash pool itself; the value is passed down as `hashThreads`. */
+/** Passed down to readArchive as `hashThreads`. */
 export const HASH_THREADS = {
   value: true, env: 'AIRLOCK_HASH_THREADS', hidden: true,
   description: 'threads hashing the archive, the main one included (default: the cores, at most 8)',

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {AirlockCommand} from '../cli/base.js'
-import {environment} from '../cli/env.js'
+import {environment, hashThreadsOf} from '../cli/env.js'
 import {allowUnsignedFlag, archiveArg, hashThreadsFlag, trustedKeysFlag} from '../cli/flags.js'
 import {startServe, ServeStats} from '../serve/server.js'
 import type {ServedImage} from '../serve/catalog.js'
@@ -57,6 +57,7 @@ Exit codes: 0 stopped by a signal, 3 verification failed, 2 invalid input, 1 oth
     const handle = await startServe({
       archive: args.archive,
       keys: trustedKeyPaths(flags.key, environment()),
+      hashThreads: hashThreadsOf(flags['hash-threads']),
       allowUnsigned: flags['allow-unsigned'],
       listen: flags.listen,
       tlsCert: flags['tls-cert'],

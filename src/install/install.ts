@@ -147,7 +147,7 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   }
   if (opts.dryRun) {
     // Full verification, no target touched.
-    const r = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
+    const r = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, hashThreads: opts.hashThreads})
     noDowngrade(r.head)
     selected = selectImages(r.head.metadata.images, opts.only)
     for (const img of selected) progress.note(`  would install ${targetName(target, img)}  ${img.digest}`)
@@ -161,7 +161,7 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
       ? withBaseArchive(destination, () => selected, {parts: await basePartsP, trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
       : requireBaseOnTarget(destination, () => selected)
     try {
-      return {dest, r: await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest})}
+      return {dest, r: await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest, hashThreads: opts.hashThreads})}
     } finally {
       progress.end()
     }

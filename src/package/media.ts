@@ -5,10 +5,10 @@
  */
 import {createReadStream} from 'node:fs'
 import {copyFile, mkdir, realpath, writeFile} from 'node:fs/promises'
-import {createHash} from 'node:crypto'
 import path from 'node:path'
-import {pipeline} from 'node:stream/promises'
 
+import {READ_CHUNK} from '../blob/sizes.js'
+import {digestChunks} from '../blob/verified.js'
 import {InputError} from '../core/errors.js'
 import {findSigningKey, SigningKeyOptions} from '../sign/find.js'
 import {describeKey} from '../sign/keys.js'
@@ -25,9 +25,7 @@ export interface MediaResult {
 }
 
 async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256')
-  await pipeline(createReadStream(file), h)
-  return h.digest('hex')
+  return (await digestChunks(createReadStream(file, {highWaterMark: READ_CHUNK}))).digest.slice('sha256:'.length)
 }
 
 /** `ABCD 1234 …`: the fingerprint in groups of four, as people read it aloud. */

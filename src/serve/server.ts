@@ -10,7 +10,6 @@
  * request the whole blob is hashed too), otherwise the connection is cut, so a client never
  * receives a complete response with bytes other than the verified ones.
  */
-import {createHash} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import http from 'node:http'
@@ -23,7 +22,8 @@ import {DIGEST_RE} from '../core/model.js'
 import {loadTrustedKeys} from '../sign/keys.js'
 import type {SignerInfo} from '../sign/signature.js'
 import {readArchive} from '../transports/archive/reader.js'
-import {MultiFile} from '../transports/archive/multifile.js'
+import {MultiFile} from '../blob/multi-file.js'
+import {BlobWant, digestChunks, verifiedChunks} from '../blob/verified.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 import type {AirlockMetadata} from '../transports/archive/metadata.js'
 import {buildCatalog, Catalog, ServedEntry, ServedImage} from './catalog.js'
@@ -37,6 +37,8 @@ export interface ServeOptions {
   tlsCert?: string
   tlsKey?: string
   now?: Date
+  /** Hashing threads for the verification at start, the main one included (default: the cores, at most 8). */
+  hashThreads?: number
   /** In-flight requests get this long to finish after close() before their connections are cut. */
   shutdownTimeoutMs?: number
   /** One line per notable event (integrity failure, served-while-closing); default stderr. */
@@ -71,7 +73,6 @@ export interface ServeHandle {
   closeAll(): void
 }
 
-const CHUNK = 1024 * 1024
 const API_HEADER = ['Docker-Distribution-API-Version', 'registry/2.0'] as const
 
 export function parseListen(s: string): {host: string; port: number} {
@@ -116,7 +117,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
     // Verify through the descriptor we keep: the served bytes are the verified file, not whatever the path names later.
     const viaFd = fh.fdPaths()
     const source = process.platform === 'linux' && viaFd.every((p) => existsSync(p)) ? viaFd : parts
-    const report = await readArchive(source, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
+    const report = await readArchive(source, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, hashThreads: opts.hashThreads})
     const catalog = buildCatalog(report.head)
     for (const w of catalog.warnings) log(`warning: ${w}`)
     const stats: ServeStats = {requests: 0, blobBytes: 0, manifestsServed: 0, blobsServed: 0, integrityFailures: 0}
@@ -275,9 +276,8 @@ async function serveManifest(res: http.ServerResponse, ctx: Ctx, name: string, r
     res.end()
     return
   }
-  const data = Buffer.allocUnsafe(entry.size)
-  const {bytesRead} = await ctx.fh.read(data, 0, entry.size, entry.offset)
-  if (bytesRead !== entry.size || `sha256:${createHash('sha256').update(data).digest('hex')}` !== digest) {
+  const data = await readVerified(ctx.fh, entry.offset, {digest, size: entry.size})
+  if (!data) {
     ctx.stats.integrityFailures++
     ctx.log(`INTEGRITY: manifest ${digest} no longer matches the verified archive; refused`)
     return sendError(res, 500, 'UNKNOWN', 'the archive changed after it was verified; refusing to serve this manifest', {digest})
@@ -352,32 +352,37 @@ function write(res: http.ServerResponse, b: Buffer): Promise<boolean> {
   })
 }
 
+/** The `size` bytes at `offset`, whole, if they still hash to `digest`; undefined if not (the archive changed). */
+async function readVerified(fh: MultiFile, offset: number, want: BlobWant): Promise<Buffer | undefined> {
+  const data = Buffer.allocUnsafe(want.size)
+  const {bytesRead} = await fh.read(data, 0, want.size, offset)
+  if (bytesRead !== want.size) return undefined
+  return (await digestChunks([data])).digest === want.digest ? data : undefined
+}
+
+/** The chunks of `chunks` until the response is closed. */
+async function* whileOpen(chunks: AsyncIterable<Buffer>, res: http.ServerResponse): AsyncGenerator<Buffer> {
+  for await (const c of chunks) {
+    if (res.destroyed) return
+    yield c
+  }
+}
+
 /**
  * Send bytes [start, end] of the entry while hashing ALL of it; the last piece goes out only once
  * the hash matched, so a changed archive never yields a complete response.
  */
 async function streamVerified(fh: MultiFile, entry: ServedEntry, start: number, end: number, res: http.ServerResponse): Promise<'ok' | 'mismatch' | 'aborted'> {
-  const hash = createHash('sha256')
-  let pos = 0
-  let held: Buffer | undefined
-  while (pos < entry.size) {
-    const want = Math.min(CHUNK, entry.size - pos)
-    const buf = Buffer.allocUnsafe(want)
-    const {bytesRead} = await fh.read(buf, 0, want, entry.offset + pos)
-    if (bytesRead === 0) return 'mismatch' // the file was truncated
-    const b = buf.subarray(0, bytesRead)
-    hash.update(b)
-    const s = Math.max(start, pos)
-    const e = Math.min(end + 1, pos + bytesRead)
-    if (s < e) {
-      if (held && !(await write(res, held))) return 'aborted'
-      held = b.subarray(s - pos, e - pos)
+  const untrusted = whileOpen(fh.range(entry.offset, entry.size), res)
+  const verified = verifiedChunks(untrusted, {digest: entry.digest, size: entry.size}, {fail: () => new Error('mismatch'), pick: {from: start, to: end + 1}})
+  try {
+    for await (const piece of verified) {
+      if (!(await write(res, piece))) return 'aborted'
     }
-    pos += bytesRead
-    if (res.destroyed) return 'aborted'
+  } catch {
+    // The file changed or was cut short (or the client left while the rest was being hashed).
+    return res.destroyed ? 'aborted' : 'mismatch'
   }
-  if (`sha256:${hash.digest('hex')}` !== entry.digest) return 'mismatch'
-  if (held && !(await write(res, held))) return 'aborted'
   res.end()
   return 'ok'
 }

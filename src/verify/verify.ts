@@ -1,6 +1,6 @@
 import {loadTrustedKeys} from '../sign/keys.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
-import {readArchive, ArchiveSink, VerifyReport} from '../transports/archive/reader.js'
+import {readArchive, ArchiveSink, EarlyHashing, VerifyReport} from '../transports/archive/reader.js'
 
 export type VerifyResult = VerifyReport
 
@@ -10,11 +10,10 @@ export interface VerifyOptions {
   allowUnsigned?: boolean
   now?: Date
   sink?: ArchiveSink
-  /**
-   * Hashing threads, the main one included (--hash-threads / AIRLOCK_HASH_THREADS). Not passed
-   * on yet: the hash pool still reads AIRLOCK_HASH_THREADS itself until readArchive takes it.
-   */
+  /** Hashing threads, the main one included (--hash-threads / AIRLOCK_HASH_THREADS). */
   hashThreads?: number
+  /** Hashing the command already started on the archive (see startEarlyHashing): taken over or stopped. */
+  early?: EarlyHashing
 }
 
 /** `airlock verify`: one streaming pass, nothing written anywhere. */
@@ -27,10 +26,11 @@ export async function verifyArchive(opts: VerifyOptions): Promise<VerifyResult> 
   try {
     parts = await resolveArchiveParts(opts.archive)
   } catch (error) {
+    if (opts.early) await opts.early.jobs.close().finally(() => opts.early!.files.close())
     await trustedKeys
     throw error
   }
-  const {head: _head, ...report} = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: opts.sink})
+  const {head: _head, ...report} = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: opts.sink, early: opts.early, hashThreads: opts.hashThreads})
   return report
 }
 

@@ -10,7 +10,7 @@ import * as openpgp from 'openpgp'
 
 import {VerifyError} from '../../src/core/errors.js'
 import {generateKeyPair} from '../../src/sign/keys.js'
-import {HASH_CHUNK} from '../../src/transports/archive/hash-pool.js'
+import {HASH_CHUNK} from '../../src/blob/sizes.js'
 import {readArchive} from '../../src/transports/archive/reader.js'
 import {BLOCK, paddingFor} from '../../src/transports/archive/tar.js'
 import {randomLayer, splitTar, syntheticArchive} from './archive.js'
@@ -19,17 +19,12 @@ export type Outcome = {ok: unknown} | {error: string}
 
 /** The verdict of readArchive on `parts`: sequentially (through an empty sink) or fast on `threads` threads. */
 export async function outcome(pub: openpgp.Key, parts: string[], mode: 'sequential' | number): Promise<Outcome> {
-  const prev = process.env.AIRLOCK_HASH_THREADS
-  if (mode !== 'sequential') process.env.AIRLOCK_HASH_THREADS = String(mode)
   try {
-    const r = await readArchive(parts, {trustedKeys: [pub], ...(mode === 'sequential' ? {sink: {}} : {})})
+    const r = await readArchive(parts, {trustedKeys: [pub], ...(mode === 'sequential' ? {sink: {}} : {hashThreads: mode})})
     return {ok: {entries: r.entries, blobs: r.blobs, bytes: r.bytes, locations: [...r.head.locations]}}
   } catch (error) {
     if (!(error instanceof VerifyError)) return {error: `NOT A VerifyError: ${(error as Error).stack}`}
     return {error: `${error.code}: ${error.message}`}
-  } finally {
-    if (prev === undefined) delete process.env.AIRLOCK_HASH_THREADS
-    else process.env.AIRLOCK_HASH_THREADS = prev
   }
 }
 

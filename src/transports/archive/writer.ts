@@ -1,10 +1,11 @@
-import {createHash} from 'node:crypto'
 import {open, rename, rm, unlink} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 
 import type * as openpgp from 'openpgp'
 
 import {AirlockError, InputError} from '../../core/errors.js'
+import {COPY_CHUNK} from '../../blob/sizes.js'
+import {verifiedChunks} from '../../blob/verified.js'
 import {fsError} from '../../core/fs-errors.js'
 import {blobPath} from '../../core/model.js'
 import {signDetached} from '../../sign/signature.js'
@@ -61,7 +62,6 @@ export interface ArchivePlan {
 }
 
 const ZERO = Buffer.alloc(BLOCK * 2)
-const CHUNK = 1024 * 1024
 const SYNC_EVERY = 64 * 1024 * 1024
 /** At most this many part files open at once (a split archive may have thousands of parts). */
 const MAX_OPEN_PARTS = 16
@@ -169,10 +169,13 @@ export class ArchiveFile {
     const f = new ArchiveFile(outPath, total, partSize)
     try {
       for (const p of f.parts) {
+         
         const fh = await open(f.files[p.index], keep ? 'r+' : 'w', 0o644)
         try {
+           
           await fh.truncate(p.size)
         } finally {
+           
           await fh.close()
         }
       }
@@ -213,7 +216,9 @@ export class ArchiveFile {
       const n = Math.min(length - done, p.start + p.size - at)
       p.busy++
       try {
+         
         const fh = await this.handle(p)
+         
         await fn(fh, at - p.start, done, n)
       } finally {
         p.busy--
@@ -235,6 +240,7 @@ export class ArchiveFile {
           const rest = Buffer.concat(bufs, length).subarray(bytesWritten)
           let w = 0
           while (w < rest.length) {
+             
             w += (await fh.write(rest, w, rest.length - w, pos + bytesWritten + w)).bytesWritten
           }
         }
@@ -246,6 +252,7 @@ export class ArchiveFile {
     await this.each(offset, length, async (fh, pos, from, n) => {
       let w = 0
       while (w < n) {
+         
         const {bytesWritten} = await fh.write(data, from + w, n - w, pos + w)
         w += bytesWritten
       }
@@ -267,6 +274,7 @@ export class ArchiveFile {
     await this.each(offset, buf.length, async (fh, pos, from, n) => {
       let r = 0
       while (r < n) {
+         
         const {bytesRead} = await fh.read(buf, from + r, n - r, pos + r)
         if (bytesRead === 0) throw new Error(`short read in ${this.files[0]}`)
         r += bytesRead
@@ -278,6 +286,7 @@ export class ArchiveFile {
     for (const p of this.parts) {
       if (p.fh && p.unsynced > 0) {
         p.unsynced = 0
+         
         await p.fh.datasync()
       }
     }
@@ -287,13 +296,16 @@ export class ArchiveFile {
     await this.syncing
     for (const p of this.parts) {
       if (sync && (p.unsynced > 0 || p.fh)) {
+         
         const fh = await this.handle(p)
+         
         await fh.sync()
       }
       if (p.fh) {
         const fh = p.fh
         p.fh = undefined
         this.open--
+         
         await fh.close().catch(() => {})
       }
     }
@@ -306,6 +318,7 @@ export class ArchiveFile {
     const finals: string[] = []
     for (const f of this.files) {
       const final = f.slice(0, -'.partial'.length)
+       
       await rename(f, final)
       finals.push(final)
     }
@@ -331,10 +344,23 @@ export async function writeLayout(file: ArchiveFile, plan: ArchivePlan): Promise
   await file.write([plan.head], 0)
   for (const b of plan.blobs) {
     const pad = paddingFor(b.size)
+     
     await file.write([encodeHeader(blobPath(b.digest), b.size, plan.mtime)], b.headerOffset)
+     
     if (pad) await file.write([ZERO.subarray(0, pad)], b.dataOffset + b.size)
   }
   await file.write([ZERO], plan.total - ZERO.length)
+}
+
+/** The chunks of an open file from where it stands, read into one reused buffer (each is consumed before the next read). */
+async function* fileChunks(fh: FileHandle): AsyncGenerator<Buffer> {
+  const buf = Buffer.allocUnsafe(COPY_CHUNK)
+  for (;;) {
+     
+    const {bytesRead} = await fh.read(buf, 0, COPY_CHUNK, null)
+    if (bytesRead === 0) return
+    yield buf.subarray(0, bytesRead)
+  }
 }
 
 /**
@@ -343,29 +369,25 @@ export async function writeLayout(file: ArchiveFile, plan: ArchivePlan): Promise
  */
 export async function copyBlobFile(file: ArchiveFile, b: PlannedBlob, src: string): Promise<void> {
   const fh = await open(src, 'r')
-  const h = createHash('sha256')
-  let n = 0
+  let corrupt: AirlockError | undefined
   try {
-    const buf = Buffer.allocUnsafe(CHUNK)
-    for (;;) {
-      const {bytesRead} = await fh.read(buf, 0, CHUNK, null)
-      if (bytesRead === 0) break
-      if (n + bytesRead > b.size) {
-        n += bytesRead
-        break
-      }
-      const c = buf.subarray(0, bytesRead)
-      h.update(c)
-      await file.write([c], b.dataOffset + n)
-      n += bytesRead
+    const verified = verifiedChunks(fileChunks(fh), b, {
+      fail: (_fault, seen, hex) => corrupt = new AirlockError('cache.corrupt', `cached blob ${b.digest} is corrupt (got ${seen} bytes, sha256:${hex}); it was removed from the cache, run again`),
+    })
+    let at = 0
+    for await (const c of verified) {
+       
+      await file.write([c], b.dataOffset + at)
+      at += c.length
     }
+  } catch (error) {
+    if (error !== corrupt) throw error
   } finally {
     await fh.close()
   }
-  const got = `sha256:${h.digest('hex')}`
-  if (got !== b.digest || n !== b.size) {
+  if (corrupt) {
     await unlink(src).catch(() => {})
-    throw new AirlockError('cache.corrupt', `cached blob ${b.digest} is corrupt (got ${n} bytes, ${got}); it was removed from the cache, run again`)
+    throw corrupt
   }
 }
 
@@ -389,6 +411,7 @@ export async function writeArchive(outPath: string, opts: {
     file = await ArchiveFile.create(outPath, plan.total, plan.partSize)
     await writeLayout(file, plan)
     for (const b of plan.blobs) {
+       
       await copyBlobFile(file, b, byDigest.get(b.digest)!.path)
     }
     const files = await file.commit()

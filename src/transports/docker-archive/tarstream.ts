@@ -1,6 +1,7 @@
 import {PassThrough, Writable} from 'node:stream'
 import {createGunzip} from 'node:zlib'
 
+import {INFLATE_CHUNK} from '../../blob/sizes.js'
 import {blobPath} from '../../core/model.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {buildDockerManifestJson, buildIndexJson, dockerManifestOf, ENTRY, ImageRecord, OCI_LAYOUT_CONTENT} from '../archive/metadata.js'
@@ -8,7 +9,6 @@ import {BLOCK, encodeHeader, paddingFor} from '../archive/tar.js'
 import {AirlockError} from '../../core/errors.js'
 
 const ZERO = Buffer.alloc(BLOCK * 2)
-const INFLATE_CHUNK = 1024 * 1024
 /** Bytes written and not yet passed on, beyond which a write waits (until half of them have gone). */
 const WINDOW = 4 * 1024 * 1024
 

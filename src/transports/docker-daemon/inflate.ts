@@ -2,7 +2,7 @@
  * Which gzip layers go to dockerd's classic store inflated, and the size their tar header
  * announces (see inflatedSizeFor).
  */
-import {MultiFile} from '../archive/multifile.js'
+import {MultiFile} from '../../blob/multi-file.js'
 
 /** What decides whether a layer is sent inflated: its gzip magic and ISIZE trailer, read by offset. */
 export interface GzipProbe {

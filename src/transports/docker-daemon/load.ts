@@ -10,7 +10,7 @@ import type {DestinationContext, InstalledImage} from '../types.js'
 import {blobsOf, VerifiedTarStream} from '../docker-archive/tarstream.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {dockerManifestOf, dockerRepoTags, ImageRecord} from '../archive/metadata.js'
-import {MultiFile} from '../archive/multifile.js'
+import {MultiFile} from '../../blob/multi-file.js'
 import {collectReply, DockerEngine, errorMessage, parseJsonStream, Reply} from './engine.js'
 import {inflatedSizeFor, probeGzip} from './inflate.js'
 

@@ -25,7 +25,7 @@ import {blobPath, hexOf} from '../../core/model.js'
 import type {Progress} from '../../core/progress.js'
 import {formatReference, type Reference} from '../../spec/reference.js'
 import type {ImageRecord} from '../archive/metadata.js'
-import {MultiFile} from '../archive/multifile.js'
+import {MultiFile} from '../../blob/multi-file.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import type {RegistryClient} from './client.js'
 

@@ -13,7 +13,7 @@ import {after, before, describe, it} from 'node:test'
 
 import {AirlockError, VerifyError} from '../../../../src/core/errors.js'
 import {VerifiedTarStream} from '../../../../src/transports/docker-archive/tarstream.js'
-import {WorkerHasher} from '../../../../src/transports/archive/hash-worker.js'
+import {WorkerHasher} from '../../../../src/blob/worker-hasher.js'
 import type {ImageRecord} from '../../../../src/transports/archive/metadata.js'
 import {readArchive, VerifiedHead} from '../../../../src/transports/archive/reader.js'
 import {dataOffset, randomLayer, syntheticArchive} from '../../../helpers/archive.js'
@@ -241,11 +241,8 @@ describe('readArchive with a sink: a tampered multi-MiB blob is refused, hashed 
       const at = dataOffset(buf, `blobs/sha256/${sha(layer).slice(7)}`)
       buf[at + 3 * MB + 7] ^= 1
       await writeFile(file, buf)
-      const saved = process.env.AIRLOCK_HASH_THREADS
-      process.env.AIRLOCK_HASH_THREADS = threads
       let received = 0
-      try {
-        await assert.rejects(readArchive([file], {trustedKeys: [], allowUnsigned: true, sink: {
+      await assert.rejects(readArchive([file], {trustedKeys: [], allowUnsigned: true, hashThreads: Number(threads), sink: {
           releasesChunks: true,
           async blob(_d, size, chunks) {
             for await (const c of chunks) received += c.length
@@ -257,10 +254,6 @@ describe('readArchive with a sink: a tampered multi-MiB blob is refused, hashed 
           assert.match(e.message, new RegExp(sha(layer).slice(7)))
           return true
         })
-      } finally {
-        if (saved === undefined) delete process.env.AIRLOCK_HASH_THREADS
-        else process.env.AIRLOCK_HASH_THREADS = saved
-      }
       assert.ok(received < layer.length, 'the sink got the whole tampered blob')
     })
   }

@@ -10,9 +10,9 @@ import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import {VerifyError} from '../../../../src/core/errors.js'
-import {MultiFile} from '../../../../src/transports/archive/multifile.js'
-import {randomLayer} from '../../../helpers/archive.js'
+import {VerifyError} from '../../../src/core/errors.js'
+import {MultiFile} from '../../../src/blob/multi-file.js'
+import {randomLayer} from '../../helpers/archive.js'
 
 let dir: string
 
