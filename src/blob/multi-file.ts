@@ -49,7 +49,6 @@ export class MultiFile implements PartLayout {
     const fds: number[] = []
     try {
       for (const p of paths) {
-         
         fds.push(await openAsync(p, 'r').catch((error: unknown) => {
           throw openError(p, error)
         }))
@@ -98,7 +97,6 @@ export class MultiFile implements PartLayout {
       const end = this.starts[i] + this.sizes[i]
       if (pos < this.starts[i] || pos >= end) continue
       const n = Math.min(length - done, end - pos)
-       
       const got = await readAsync(this.fds[i], buf, offset + done, n, pos - this.starts[i])
       done += got
       if (got < n) break
@@ -120,7 +118,6 @@ export class MultiFile implements PartLayout {
     while (pos < size) {
       const want = Math.min(chunk, size - pos)
       const buf = Buffer.allocUnsafe(want)
-       
       const {bytesRead} = await this.read(buf, 0, want, offset + pos)
       if (bytesRead === 0) return
       yield buf.subarray(0, bytesRead)

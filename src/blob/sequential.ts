@@ -87,7 +87,6 @@ export class SequentialReader {
     while (!this.eof) {
       const pending = this.ahead ?? this.startRead()
       this.ahead = undefined
-       
       const got = await pending
       if (got.length > 0) {
         this.append(got)
@@ -115,7 +114,6 @@ export class SequentialReader {
     const parts: Buffer[] = []
     let need = n
     while (need > 0) {
-       
       const b = await this.readSome(need)
       if (b.length === 0) throw new VerifyError('archive.truncated', `archive is truncated: ${what} ends early (at byte ${this.position})`, {entry: what})
       parts.push(b)

@@ -24,6 +24,9 @@ export const RANGE_CHUNK = MiB
 /** Reads of a blob file copied into an archive (create from the blob cache). */
 export const COPY_CHUNK = MiB
 
+/** Pulled bytes gathered into one positional write of the archive (create). */
+export const WRITE_BATCH = MiB
+
 /** Reads of the small metadata entries at the head of an archive, on the positional (plain verify) path. */
 export const HEAD_CHUNK = 64 * 1024
 

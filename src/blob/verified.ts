@@ -154,7 +154,6 @@ export async function* positionalChunks(read: (buf: Buffer, position: number) =>
   const buf = Buffer.allocUnsafe(Math.min(chunk, Math.max(size, 1)))
   for (let at = 0; at < size; at += buf.length) {
     const c = buf.subarray(0, Math.min(buf.length, size - at))
-     
     await read(c, offset + at)
     yield c
   }

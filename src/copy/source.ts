@@ -61,9 +61,7 @@ export class SourceChain {
   async fill(blob: PlannedBlob, file: ArchiveFile, reach: 'local' | 'remote'): Promise<BlobSource | undefined> {
     for (const source of this.sources) {
       if (source.remote !== (reach === 'remote')) continue
-       
       if (!(await source.has(blob))) continue
-       
       if (await this.tryOne(source, blob, file)) return source
     }
     return undefined

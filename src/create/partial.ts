@@ -1,7 +1,8 @@
-import {createHash} from 'node:crypto'
 import {readdir, rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
+import {RANGE_CHUNK} from '../blob/sizes.js'
+import {digestChunks, positionalChunks} from '../blob/verified.js'
 import {BlobSource, BlobTarget, SourceMiss} from '../copy/source.js'
 import {ArchiveFile, archiveFiles, ArchivePlan, PlannedBlob, writeLayout} from '../transports/archive/writer.js'
 import {journalPath, JournalState} from './journal.js'
@@ -115,19 +116,7 @@ async function removeAsideFiles(output: string): Promise<void> {
   await Promise.all(aside.map((n) => rm(path.join(path.dirname(output), n), {force: true})))
 }
 
-const BATCH = 1024 * 1024
-
 /** sha256 of `size` bytes at `offset` of a partial archive, handing each piece read (and its offset in the range) to `each`. */
 export async function hashAt(file: ArchiveFile, offset: number, size: number, each?: (chunk: Buffer, at: number) => Promise<void>): Promise<string> {
-  const h = createHash('sha256')
-  const buf = Buffer.allocUnsafe(Math.min(BATCH, Math.max(size, 1)))
-  for (let at = 0; at < size; at += BATCH) {
-    const c = buf.subarray(0, Math.min(BATCH, size - at))
-     
-    await file.read(c, offset + at)
-    h.update(c)
-     
-    await each?.(c, at)
-  }
-  return `sha256:${h.digest('hex')}`
+  return (await digestChunks(positionalChunks((buf, at) => file.read(buf, at), offset, size, RANGE_CHUNK), each)).digest
 }

@@ -3,6 +3,7 @@ import type {Readable} from 'node:stream'
 import {AirlockError} from '../core/errors.js'
 import {BlobSource, BlobTarget} from '../copy/source.js'
 import type {ResolvedImage} from '../resolve/resolve.js'
+import {WRITE_BATCH} from '../blob/sizes.js'
 import type {Sources} from '../resolve/sources.js'
 import type {Reference} from '../spec/types.js'
 import type {PlannedBlob} from '../transports/archive/writer.js'
@@ -54,8 +55,6 @@ export class RegistrySource implements BlobSource {
   }
 }
 
-const BATCH = 1024 * 1024
-
 /**
  * Read a verified blob stream and hand it on in batches of about 1 MiB (`at` = offset of the
  * batch in the blob), one batch at a time. Resolves with the byte count once the stream ended
@@ -86,7 +85,7 @@ function consume(stream: Readable, onBatch: (bufs: Buffer[], at: number) => Prom
       batch.push(c)
       bytes += c.length
       onChunk?.(c.length)
-      if (bytes >= BATCH) {
+      if (bytes >= WRITE_BATCH) {
         stream.pause()
         flush().then(() => { if (!over) stream.resume() }, fail)
       }

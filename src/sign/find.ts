@@ -45,7 +45,6 @@ export async function findSigningKey(opts: {path?: string; fingerprint?: string}
   }
   for (const n of names.sort()) {
     try {
-       
       const key = await loadPrivateKey(path.join(dir, n), unlock)
       if (describeKey(key).fingerprint.endsWith(want)) return key
     } catch {

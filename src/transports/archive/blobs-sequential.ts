@@ -36,7 +36,6 @@ export interface BlobContext {
 async function* entryBytes(reader: SequentialReader, size: number, entry: string): AsyncGenerator<Buffer> {
   let left = size
   while (left > 0) {
-     
     const b = await reader.readSome(Math.min(left, READ_CHUNK))
     if (b.length === 0) fail('archive.truncated', entry, `archive is truncated inside this entry (${left} bytes missing)`)
     left -= b.length
@@ -111,10 +110,8 @@ async function feedBlob(reader: SequentialReader, name: string, hex: string, siz
  */
 export async function readBlobsSequentially(reader: SequentialReader, st: BlobState, ctx: BlobContext): Promise<void> {
   for (;;) {
-     
     const next = await nextBlobHeader(reader, st, ctx)
     if (!next) break
-     
     await feedBlob(reader, next.h.name, next.hex, next.size, ctx)
   }
   for (const hex of ctx.blobs.keys()) {
@@ -128,7 +125,6 @@ async function readTrailer(reader: SequentialReader): Promise<void> {
   const rest = await reader.readExact(BLOCK, 'end-of-archive marker')
   if (!isZeroBlock(rest)) fail('archive.bad_trailer', 'end-of-archive marker', 'is not two zero blocks')
   for (;;) {
-     
     const b = await reader.readSome(READ_CHUNK)
     if (b.length === 0) break
     if (!isZeroBlock(b)) fail('archive.trailing_data', 'end of archive', `unexpected data after the end-of-archive marker (at byte ${reader.position - b.length})`)

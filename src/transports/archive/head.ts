@@ -127,7 +127,6 @@ export async function readSignedHead(head: HeadReader, opts: HeadChecks): Promis
 export async function readLayoutEntries(head: HeadReader, signed: SignedHead): Promise<{blobs: Map<string, number>; manifests: Map<string, ManifestWant>}> {
   const {raw, sums} = signed
   for (const name of [ENTRY.OCI_LAYOUT, ENTRY.INDEX, ENTRY.DOCKER_MANIFEST]) {
-     
     const data = (await head.entry(name))!
     if (sha256Hex(data) !== sums.get(name)) fail('archive.digest_mismatch', name, 'content does not match its signed sha256')
     raw.set(name, data)

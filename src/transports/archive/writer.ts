@@ -169,13 +169,10 @@ export class ArchiveFile {
     const f = new ArchiveFile(outPath, total, partSize)
     try {
       for (const p of f.parts) {
-         
         const fh = await open(f.files[p.index], keep ? 'r+' : 'w', 0o644)
         try {
-           
           await fh.truncate(p.size)
         } finally {
-           
           await fh.close()
         }
       }
@@ -216,9 +213,7 @@ export class ArchiveFile {
       const n = Math.min(length - done, p.start + p.size - at)
       p.busy++
       try {
-         
         const fh = await this.handle(p)
-         
         await fn(fh, at - p.start, done, n)
       } finally {
         p.busy--
@@ -240,7 +235,6 @@ export class ArchiveFile {
           const rest = Buffer.concat(bufs, length).subarray(bytesWritten)
           let w = 0
           while (w < rest.length) {
-             
             w += (await fh.write(rest, w, rest.length - w, pos + bytesWritten + w)).bytesWritten
           }
         }
@@ -252,7 +246,6 @@ export class ArchiveFile {
     await this.each(offset, length, async (fh, pos, from, n) => {
       let w = 0
       while (w < n) {
-         
         const {bytesWritten} = await fh.write(data, from + w, n - w, pos + w)
         w += bytesWritten
       }
@@ -274,7 +267,6 @@ export class ArchiveFile {
     await this.each(offset, buf.length, async (fh, pos, from, n) => {
       let r = 0
       while (r < n) {
-         
         const {bytesRead} = await fh.read(buf, from + r, n - r, pos + r)
         if (bytesRead === 0) throw new Error(`short read in ${this.files[0]}`)
         r += bytesRead
@@ -286,7 +278,6 @@ export class ArchiveFile {
     for (const p of this.parts) {
       if (p.fh && p.unsynced > 0) {
         p.unsynced = 0
-         
         await p.fh.datasync()
       }
     }
@@ -296,16 +287,13 @@ export class ArchiveFile {
     await this.syncing
     for (const p of this.parts) {
       if (sync && (p.unsynced > 0 || p.fh)) {
-         
         const fh = await this.handle(p)
-         
         await fh.sync()
       }
       if (p.fh) {
         const fh = p.fh
         p.fh = undefined
         this.open--
-         
         await fh.close().catch(() => {})
       }
     }
@@ -318,7 +306,6 @@ export class ArchiveFile {
     const finals: string[] = []
     for (const f of this.files) {
       const final = f.slice(0, -'.partial'.length)
-       
       await rename(f, final)
       finals.push(final)
     }
@@ -344,9 +331,7 @@ export async function writeLayout(file: ArchiveFile, plan: ArchivePlan): Promise
   await file.write([plan.head], 0)
   for (const b of plan.blobs) {
     const pad = paddingFor(b.size)
-     
     await file.write([encodeHeader(blobPath(b.digest), b.size, plan.mtime)], b.headerOffset)
-     
     if (pad) await file.write([ZERO.subarray(0, pad)], b.dataOffset + b.size)
   }
   await file.write([ZERO], plan.total - ZERO.length)
@@ -356,7 +341,6 @@ export async function writeLayout(file: ArchiveFile, plan: ArchivePlan): Promise
 async function* fileChunks(fh: FileHandle): AsyncGenerator<Buffer> {
   const buf = Buffer.allocUnsafe(COPY_CHUNK)
   for (;;) {
-     
     const {bytesRead} = await fh.read(buf, 0, COPY_CHUNK, null)
     if (bytesRead === 0) return
     yield buf.subarray(0, bytesRead)
@@ -376,7 +360,6 @@ export async function copyBlobFile(file: ArchiveFile, b: PlannedBlob, src: strin
     })
     let at = 0
     for await (const c of verified) {
-       
       await file.write([c], b.dataOffset + at)
       at += c.length
     }
@@ -411,7 +394,6 @@ export async function writeArchive(outPath: string, opts: {
     file = await ArchiveFile.create(outPath, plan.total, plan.partSize)
     await writeLayout(file, plan)
     for (const b of plan.blobs) {
-       
       await copyBlobFile(file, b, byDigest.get(b.digest)!.path)
     }
     const files = await file.commit()

@@ -84,7 +84,6 @@ export class RegistryPush {
     await Promise.all(blobs.map(([digest, rs]) => this.limit(async () => {
       const have = new Set<string>()
       for (const repo of rs) {
-         
         if (await this.client.hasBlob(repo, digest)) have.add(repo)
       }
       this.present.set(digest, have)
@@ -109,7 +108,6 @@ export class RegistryPush {
     const {open, file} = await this.uploadSource(digest, size, data)
     // Bound the backlog: no more verified-but-unsent blobs than the pool can work on.
     while (this.inflight.size > this.limit.concurrency * 2) {
-       
       await Promise.race(this.inflight)
     }
     this.queueUpload(digest, size, open, file)
@@ -150,7 +148,6 @@ export class RegistryPush {
     const out: Array<{name: string; digest: string; confirmed: string}> = []
     for (const img of this.images) {
       const ref = this.o.referenceOf(img.name)
-       
       const h = await this.client.headManifest(ref.repository, ref.tag ?? img.digest)
       if (!h || h.digest !== img.digest) throw new AirlockError('install.confirm_failed', `${formatReference(ref)} is ${h?.digest ?? 'missing'} on the registry, expected ${img.digest}`)
       out.push({name: formatReference(ref), digest: img.digest, confirmed: h.digest})
@@ -218,7 +215,6 @@ export class RegistryPush {
         this.pushed.existing++
         continue
       }
-       
       const r = await this.client.putBlob(repo, digest, size, open, first ? {mountFrom: first} : {})
       this.pushed[r === 'exists' ? 'existing' : r]++
       first ??= repo
@@ -230,7 +226,6 @@ export class RegistryPush {
     const others = (await this.client.catalog()).filter((r) => !prefix || r.startsWith(`${prefix}/`)).slice(0, 200)
     await Promise.all(unknown.map((d) => this.limit(async () => {
       for (const repo of others) {
-         
         if (await this.client.hasBlob(repo, d)) {
           this.present.set(d, new Set([...(this.present.get(d) ?? []), repo]))
           return
@@ -249,13 +244,11 @@ export class RegistryPush {
       const repo = this.repoOf(img)
       for (const m of img.manifests) {
         if (m.digest === img.digest) continue
-         
         await this.client.putManifest(repo, m.digest, this.manifestBytes.get(m.digest)!, m.mediaType)
       }
     }
     for (const img of this.images) {
       const ref = this.o.referenceOf(img.name)
-       
       const got = await this.client.putManifest(ref.repository, ref.tag ?? img.digest, this.manifestBytes.get(img.digest)!, img.mediaType)
       if (got !== img.digest) throw new AirlockError('install.registry_digest', `${formatReference(ref)}: registry stored ${got}, expected ${img.digest}`)
       this.o.progress.note(`  pushed ${formatReference(ref)}  ${img.digest}`)
@@ -269,7 +262,6 @@ export class RegistryPush {
       const have = [...(this.present.get(digest) ?? [])]
       for (const repo of this.repos.get(digest) ?? []) {
         if (have.includes(repo)) continue
-         
         await this.client.putBlob(repo, digest, 0, () => {
           throw new AirlockError('install.mount_failed', `${this.o.host}: cannot mount ${digest} into ${repo} from ${have[0]} (the registry refused a cross-repository mount)`)
         }, {mountFrom: have[0]})

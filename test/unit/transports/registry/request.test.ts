@@ -173,7 +173,6 @@ describe('RegistryTransport', () => {
     ]
     for (const [status, body, code, message] of cases) {
       handle = (_req, res) => (body === '' ? res.writeHead(status).end() : json(res, status, body))
-       
       await assert.rejects(transport().request(get(), text), (e: unknown) => {
         assert.ok(e instanceof AirlockError, String(e))
         assert.equal(e.code, code)
