@@ -35,11 +35,11 @@ export default class Init extends AirlockCommand {
       throw new InputError('init.exists', `${args.file ?? 'bundle.yaml'} already exists (use --force to overwrite it)`)
     }
     const dir = path.dirname(file)
-    if (!existsSync(dir)) throw new InputError('init.no-directory', `directory ${dir} does not exist`)
+    if (!existsSync(dir)) throw new InputError('init.no_directory', `directory ${dir} does not exist`)
     const dirName = path.basename(dir).toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '')
     const name = flags.name ?? dirName
     if (flags.name !== undefined && !/^[a-z0-9][a-z0-9._-]*$/.test(flags.name)) {
-      throw new InputError('init.bad-name', `invalid --name "${flags.name}": use lowercase letters, digits, ".", "_" or "-", starting with a letter or digit`)
+      throw new InputError('init.bad_name', `invalid --name "${flags.name}": use lowercase letters, digits, ".", "_" or "-", starting with a letter or digit`)
     }
     // Relative when the file sits inside the airlock package (e.g. examples/), else a file:// URL.
     const packageRoot = path.dirname(path.dirname(SCHEMA_PATH))
@@ -48,7 +48,7 @@ export default class Init extends AirlockCommand {
     try {
       await writeFile(file, starterBundle({name, schemaRef}), {mode: 0o644})
     } catch (error) {
-      throw new InputError('init.write-failed', `cannot write ${file}: ${(error as Error).message}`, {cause: error})
+      throw new InputError('init.write_failed', `cannot write ${file}: ${(error as Error).message}`, {cause: error})
     }
     this.log(`wrote ${args.file ?? 'bundle.yaml'} — edit it, then run: airlock validate${args.file && args.file !== 'bundle.yaml' ? ` ${args.file}` : ''}`)
     return {file}

@@ -3,9 +3,9 @@
  * permission) into one clear AirlockError with a stable code, instead of a raw Node error.
  * Anything else is returned unchanged.
  */
-import {AirlockError} from './errors.js'
+import {AirlockError, type ErrorCode} from './errors.js'
 
-const FS_CODES: Record<string, {code: string; text: string}> = {
+const FS_CODES: Record<string, {code: ErrorCode; text: string}> = {
   ENOSPC: {code: 'fs.no_space', text: 'no space left on the device'},
   EDQUOT: {code: 'fs.quota_exceeded', text: 'disk quota exceeded'},
   EROFS: {code: 'fs.read_only', text: 'read-only file system'},

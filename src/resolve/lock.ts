@@ -86,5 +86,5 @@ export function checkLocked(file: string, lock: BundleLock, now: BundleLock): vo
     else if (was.digest !== img.digest) problems.push(`${img.ref}: platform selection changed (${was.platforms.join(',')} → ${img.platforms.join(',')})`)
   }
   if (lock.images.length !== now.images.length) problems.push(`the lock file lists ${lock.images.length} images, bundle.yaml ${now.images.length}`)
-  if (problems.length > 0) throw new AirlockError('lock.mismatch', `--locked: resolution differs from ${file}`, {details: problems, exitCode: 2})
+  if (problems.length > 0) throw new InputError('lock.mismatch', `--locked: resolution differs from ${file}`, {details: problems})
 }

@@ -52,7 +52,7 @@ export function resolveExpiry(expires: string | undefined, created: Date): Date 
   }
   const d = parseRfc3339(expires)
   if (!d) {
-    throw new InputError('spec.expires-invalid', `invalid expires "${expires}": use an RFC 3339 date/time (2027-12-31T00:00:00Z) or a duration such as 90d, 12w, 1y`)
+    throw new InputError('spec.expires_invalid', `invalid expires "${expires}": use an RFC 3339 date/time (2027-12-31T00:00:00Z) or a duration such as 90d, 12w, 1y`)
   }
   return d
 }

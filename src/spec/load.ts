@@ -22,15 +22,15 @@ export async function readBundleText(file: string): Promise<string> {
   let size: number
   try {
     const st = await stat(file)
-    if (st.isDirectory()) throw new InputError('spec.not-a-file', `${file} is a directory, not a bundle.yaml`)
+    if (st.isDirectory()) throw new InputError('spec.not_a_file', `${file} is a directory, not a bundle.yaml`)
     size = st.size
   } catch (error) {
     if (error instanceof InputError) throw error
     const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') throw new InputError('spec.not-found', `${file} not found (create one with \`airlock init\`)`)
+    if (code === 'ENOENT') throw new InputError('spec.not_found', `${file} not found (create one with \`airlock init\`)`)
     throw new InputError('spec.unreadable', `cannot read ${file}: ${(error as Error).message}`, {cause: error})
   }
-  if (size > MAX_SPEC_BYTES) throw new InputError('spec.too-large', `${file} is larger than ${MAX_SPEC_BYTES / 1024 / 1024} MiB; refusing to parse it`)
+  if (size > MAX_SPEC_BYTES) throw new InputError('spec.too_large', `${file} is larger than ${MAX_SPEC_BYTES / 1024 / 1024} MiB; refusing to parse it`)
   try {
     return await readFile(file, 'utf8')
   } catch (error) {

@@ -2,6 +2,7 @@
  * Paths into a bundle.yaml: a JSON path (`images[2].ref`) names a value in messages and finds
  * its position (LINE:COL) in the YAML source, so every problem points at the text that caused it.
  */
+import type {ErrorCode} from '../core/errors.js'
 import {isAlias, isMap, isScalar, isSeq, type Document, type Node} from 'yaml'
 
 /** One step of a path: a mapping key or a list index. */
@@ -13,7 +14,7 @@ export interface Issue {
   /** Point at the key of the last path segment instead of its value. */
   atKey?: boolean
   message: string
-  code: string
+  code: ErrorCode
 }
 
 export function label(segs: Seg[]): string {

@@ -3,6 +3,7 @@
  * plain words (not one per schema branch), unknown keys with a "did you mean", and literal
  * credentials under `registries` refused with the way to give them instead.
  */
+import type {ErrorCode} from '../core/errors.js'
 import type {ErrorObject} from 'ajv'
 
 import {type Issue, type Seg, getAt, label, pointerToSegs, withLabel} from './paths.js'
@@ -110,7 +111,7 @@ function unknownKeyIssues(kept: ErrorObject[], data: unknown): {issues: Issue[];
       issues.push({
         path: [...segs, extra],
         atKey: true,
-        code: 'registry.literal-secret',
+        code: 'registry.literal_secret',
         message: withLabel(segs, `literal credential \`${extra}\` is not allowed in bundle.yaml: put it in an environment variable and give that variable's NAME as \`${secretFor}\`${segs.length === 2 ? ' under `auth`' : ''}`),
       })
       continue
@@ -124,7 +125,7 @@ function unknownKeyIssues(kept: ErrorObject[], data: unknown): {issues: Issue[];
     issues.push({
       path: [...segs, extra],
       atKey: true,
-      code: 'schema.unknown-key',
+      code: 'schema.unknown_key',
       message: suggestion
         ? `unknown key \`${extra}\`${where}, did you mean \`${suggestion}\`?`
         : `unknown key \`${extra}\`${where}${props.length ? ` (allowed: ${props.join(', ')})` : ''}`,
@@ -145,12 +146,24 @@ function keywordIssue(e: ErrorObject, data: unknown, suppressRequired: Set<strin
 }
 
 /** The plain-words message for one schema keyword ("must be a list", "missing required key `x`"). */
-function keywordMessage(e: ErrorObject, segs: Seg[], value: unknown): {message: string; code: string} {
+/** The JSON Schema keywords bundle.schema.json uses, as problem codes (`schema.min_items`); any other is `schema.invalid`. */
+const SCHEMA_KEYWORD_CODES = new Set<string>([
+  'schema.additional_properties', 'schema.any_of', 'schema.const', 'schema.enum', 'schema.format', 'schema.max_items',
+  'schema.max_length', 'schema.max_properties', 'schema.maximum', 'schema.min_items', 'schema.min_length', 'schema.minimum',
+  'schema.one_of', 'schema.pattern', 'schema.required', 'schema.type', 'schema.unique_items',
+] satisfies ErrorCode[])
+
+function schemaCode(keyword: string): ErrorCode {
+  const code = `schema.${keyword.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`
+  return SCHEMA_KEYWORD_CODES.has(code) ? code as ErrorCode : 'schema.invalid'
+}
+
+function keywordMessage(e: ErrorObject, segs: Seg[], value: unknown): {message: string; code: ErrorCode} {
   const ps = e.parentSchema as {errorMessage?: string} | undefined
   const custom = MESSAGE_KEYWORDS.has(e.keyword) ? ps?.errorMessage : undefined
   const params = e.params as Record<string, unknown>
   let message: string
-  let code = `schema.${e.keyword}`
+  let code = schemaCode(e.keyword)
   switch (e.keyword) {
     case 'required':
       message = `missing required key \`${String(params.missingProperty)}\``
@@ -159,7 +172,7 @@ function keywordMessage(e: ErrorObject, segs: Seg[], value: unknown): {message: 
     case 'type':
       if (segs[0] === 'registries' && segs[segs.length - 1] === 'auth' && segs.length === 3 && typeof value === 'string') {
         message = 'literal credentials are not allowed in bundle.yaml: use `auth: {usernameEnv: VAR, passwordEnv: VAR}` with the NAMES of environment variables'
-        code = 'registry.literal-secret'
+        code = 'registry.literal_secret'
         break
       }
       message = custom ?? `must be ${typeName(String(params.type))}${value === null ? ' (the value is empty)' : ''}`

@@ -144,7 +144,7 @@ class ImageChecks {
     try {
       const n = parseReference(nameStr)
       if (n.digest) {
-        this.issues.push({path: nameSegs, code: 'reference.name-digest', message: withLabel(nameSegs, `target name "${nameStr}" must not contain a digest (the image keeps its digest anyway)`)})
+        this.issues.push({path: nameSegs, code: 'reference.name_digest', message: withLabel(nameSegs, `target name "${nameStr}" must not contain a digest (the image keeps its digest anyway)`)})
         return undefined
       }
       return formatReference(n)
@@ -165,7 +165,7 @@ class ImageChecks {
     const prevName = this.byName.get(name)
     if (prevName !== undefined) {
       const nameSegs = at.named ? [...at.itemSegs, 'name'] : at.refSegs
-      this.issues.push({path: nameSegs, code: 'image.duplicate-name', message: withLabel(at.itemSegs, `target name ${name} is already used by images[${prevName}] (line ${this.lineOf(['images', prevName])})`)})
+      this.issues.push({path: nameSegs, code: 'image.duplicate_name', message: withLabel(at.itemSegs, `target name ${name} is already used by images[${prevName}] (line ${this.lineOf(['images', prevName])})`)})
       return false
     }
     this.byRef.set(`${refString}\0${name}`, at.index)
@@ -182,7 +182,7 @@ function registryOptions(v: unknown, dir: string, issues: Issue[]): Record<strin
   for (const [host, opts] of Object.entries(v)) {
     const segs: Seg[] = ['registries', host]
     if (!isValidRegistryHost(host)) {
-      issues.push({path: segs, atKey: true, code: 'registry.invalid-host', message: `registries: \`${host}\` is not a registry host[:port] (e.g. registry.example.com or 127.0.0.1:5000)`})
+      issues.push({path: segs, atKey: true, code: 'registry.invalid_host', message: `registries: \`${host}\` is not a registry host[:port] (e.g. registry.example.com or 127.0.0.1:5000)`})
       continue
     }
     const norm = normalizeRegistry(host)
@@ -197,7 +197,7 @@ function registryOptions(v: unknown, dir: string, issues: Issue[]): Record<strin
     if (typeof opts.insecure === 'boolean') ro.insecure = opts.insecure
     if (typeof opts.ca === 'string' && opts.ca !== '') {
       ro.ca = path.resolve(dir, opts.ca)
-      if (!existsSync(ro.ca)) issues.push({path: [...segs, 'ca'], code: 'file.not-found', message: withLabel([...segs, 'ca'], `CA file ${opts.ca} not found (looked for ${ro.ca})`)})
+      if (!existsSync(ro.ca)) issues.push({path: [...segs, 'ca'], code: 'file.not_found', message: withLabel([...segs, 'ca'], `CA file ${opts.ca} not found (looked for ${ro.ca})`)})
     }
     if (isObj(opts.auth) && typeof opts.auth.usernameEnv === 'string' && typeof opts.auth.passwordEnv === 'string') {
       ro.auth = {usernameEnv: opts.auth.usernameEnv, passwordEnv: opts.auth.passwordEnv}
@@ -214,7 +214,7 @@ function signingSpec(v: unknown, dir: string, issues: Issue[]): BundleSpec['sign
   const signing: NonNullable<BundleSpec['signing']> = {}
   if (typeof v.key === 'string' && v.key !== '') {
     signing.key = path.resolve(dir, v.key)
-    if (!existsSync(signing.key)) issues.push({path: ['signing', 'key'], code: 'file.not-found', message: `signing.key: key file ${v.key} not found (looked for ${signing.key})`})
+    if (!existsSync(signing.key)) issues.push({path: ['signing', 'key'], code: 'file.not_found', message: `signing.key: key file ${v.key} not found (looked for ${signing.key})`})
   }
   if (typeof v.fingerprint === 'string') signing.fingerprint = v.fingerprint.replace(/^0x/, '').toUpperCase()
   return signing

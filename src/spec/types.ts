@@ -1,4 +1,5 @@
 /** The normalised, validated form of a bundle.yaml (apiVersion airlock/v1, kind Bundle). */
+import type {ErrorCode} from '../core/errors.js'
 import type {Reference} from './reference.js'
 
 export type {Reference} from './reference.js'
@@ -53,8 +54,8 @@ export interface Problem {
   line: number
   col: number
   message: string
-  /** Stable machine-readable identifier, e.g. `schema.unknown-key`, `reference.invalid`. */
-  code: string
+  /** Stable machine-readable identifier, e.g. `schema.unknown_key`, `reference.invalid`. */
+  code: ErrorCode
 }
 
 export const API_VERSION = 'airlock/v1'

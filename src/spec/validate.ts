@@ -42,7 +42,7 @@ export function validateBundleText(text: string, file: string, opts: ValidateOpt
     problems.push({file, line, col, code, message})
   }
   if (Buffer.byteLength(text, 'utf8') > MAX_SPEC_BYTES) {
-    at(1, 1, 'file.too-large', `bundle file is larger than ${MAX_SPEC_BYTES / 1024 / 1024} MiB; refusing to parse it`)
+    at(1, 1, 'file.too_large', `bundle file is larger than ${MAX_SPEC_BYTES / 1024 / 1024} MiB; refusing to parse it`)
     return {problems}
   }
   const abs = path.resolve(file)

@@ -3,6 +3,7 @@
  * warnings reported at LINE:COL, and "billion laughs" documents refused twice (alias nodes
  * counted by the lexer before the parse, alias expansion bounded while converting).
  */
+import type {ErrorCode} from '../core/errors.js'
 import {Lexer, LineCounter, parseDocument, visit, type Document} from 'yaml'
 
 /** Bound on alias expansion (yaml's maxAliasCount): stops billion-laughs documents. */
@@ -13,7 +14,7 @@ export const MAX_ALIAS_NODES = 1000
 const CONTROL_TOKENS = new Set(['\u{FEFF}', '\x02', '\x18', '\x1f'])
 
 /** Where problems go: a position in the source, a code and a message. */
-export type Report = (line: number, col: number, code: string, message: string) => void
+export type Report = (line: number, col: number, code: ErrorCode, message: string) => void
 
 export interface ParsedBundle {
   doc: Document
@@ -48,7 +49,7 @@ export function parseBundleYaml(text: string, at: Report): ParsedBundle | undefi
     const before = text.slice(0, Math.max(0, aliases.first))
     const line = before.split('\n').length
     const col = before.length - before.lastIndexOf('\n')
-    at(line, col, 'yaml.alias-limit', `too many YAML aliases (more than ${MAX_ALIAS_NODES}): refusing a possible "billion laughs" document`)
+    at(line, col, 'yaml.alias_limit', `too many YAML aliases (more than ${MAX_ALIAS_NODES}): refusing a possible "billion laughs" document`)
     return undefined
   }
   const lc = new LineCounter()
@@ -72,7 +73,7 @@ function reportParseErrors(doc: Document, lc: LineCounter, text: string, at: Rep
     const pos = lc.linePos(err.pos[0])
     if (err.code === 'DUPLICATE_KEY') {
       const keyText = (/^\s*("[^"\n]*"|'[^'\n]*'|[^:\n,{}[\]]*?)\s*:/.exec(text.slice(err.pos[0], err.pos[0] + 300))?.[1] ?? '').trim()
-      at(pos.line, pos.col, 'yaml.duplicate-key', keyText ? `duplicate key \`${keyText}\` (keys must be unique)` : 'duplicate key (keys must be unique)')
+      at(pos.line, pos.col, 'yaml.duplicate_key', keyText ? `duplicate key \`${keyText}\` (keys must be unique)` : 'duplicate key (keys must be unique)')
     } else {
       fatal = true
       // One syntax error per line: the parser's follow-on errors add nothing.
@@ -104,7 +105,7 @@ function toData(doc: Document, lc: LineCounter, at: Report): unknown {
     const msg = /alias/i.test((error as Error).message)
       ? `too many YAML alias expansions (limit ${MAX_ALIAS_COUNT}): refusing a possible "billion laughs" document`
       : `cannot read the YAML document: ${(error as Error).message}`
-    at(pos.line, pos.col, 'yaml.alias-limit', msg)
+    at(pos.line, pos.col, 'yaml.alias_limit', msg)
     return undefined
   }
 }

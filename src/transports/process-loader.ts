@@ -8,10 +8,18 @@
  */
 import {ChildProcess, execFile, spawn} from 'node:child_process'
 
-import {AirlockError} from '../core/errors.js'
+import {AirlockError, type ErrorCode} from '../core/errors.js'
 import {VerifiedTarStream} from './docker-archive/tarstream.js'
 
 const MAX_OUTPUT = 256 * 1024
+
+/** The error code of a loader CLI's failure, and the one for the CLI not being installed. */
+export type LoaderCode = 'install.podman_failed' | 'install.containerd_failed' | 'install.confirm_failed'
+const NOT_FOUND: Record<LoaderCode, ErrorCode> = {
+  'install.podman_failed': 'install.podman_not_found',
+  'install.containerd_failed': 'install.containerd_not_found',
+  'install.confirm_failed': 'install.confirm_not_found',
+}
 
 export interface ProcessResult {
   code: number | null
@@ -49,7 +57,7 @@ export class ProcessLoader {
   private finishing = false
   private killed = false
 
-  constructor(private readonly opts: {tool: string; bin: string; args: string[]; env?: NodeJS.ProcessEnv; code: string; what: string}) {}
+  constructor(private readonly opts: {tool: string; bin: string; args: string[]; env?: NodeJS.ProcessEnv; code: LoaderCode; what: string}) {}
 
   start(): void {
     const child = spawn(this.opts.bin, this.opts.args, {stdio: ['pipe', 'pipe', 'pipe'], env: this.opts.env ?? process.env})
@@ -88,7 +96,7 @@ export class ProcessLoader {
   }
 
   private spawnErrorToAirlock(e: Error & {code?: string}): AirlockError {
-    if (e.code === 'ENOENT') return new AirlockError(`${this.opts.code.replace(/_failed$/, '')}_not_found`, `${this.opts.tool} not found (${this.opts.bin}): install it or put it on PATH`, {cause: e})
+    if (e.code === 'ENOENT') return new AirlockError(NOT_FOUND[this.opts.code], `${this.opts.tool} not found (${this.opts.bin}): install it or put it on PATH`, {cause: e})
     return new AirlockError(this.opts.code, `${this.opts.what}: cannot run ${this.opts.bin}: ${e.message}`, {cause: e})
   }
 
@@ -135,13 +143,13 @@ export class ProcessLoader {
 }
 
 /** Run a short command (inspect, list) and return stdout; AirlockError with its stderr on failure. */
-export function run(bin: string, args: string[], opts: {code: string; what: string; tool: string; env?: NodeJS.ProcessEnv; timeoutMs?: number}): Promise<string> {
+export function run(bin: string, args: string[], opts: {code: LoaderCode; what: string; tool: string; env?: NodeJS.ProcessEnv; timeoutMs?: number}): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(bin, args, {env: opts.env ?? process.env, maxBuffer: 64 * 1024 * 1024, timeout: opts.timeoutMs ?? 120_000}, (error, stdout, stderr) => {
       if (error) {
         const e = error as NodeJS.ErrnoException & {code?: string | number}
         if (e.code === 'ENOENT') {
-          reject(new AirlockError(`${opts.code.replace(/_failed$/, '')}_not_found`, `${opts.tool} not found (${bin}): install it or put it on PATH`, {cause: error}))
+          reject(new AirlockError(NOT_FOUND[opts.code], `${opts.tool} not found (${bin}): install it or put it on PATH`, {cause: error}))
           return
         }
         reject(new AirlockError(opts.code, `${opts.what}: ${reasonOf(String(stderr), String(stdout)) || error.message}`, {cause: error}))

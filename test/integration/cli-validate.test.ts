@@ -134,7 +134,7 @@ describe('airlock validate / init (built CLI)', () => {
       assert.deepEqual(Object.keys(p).sort(), ['code', 'col', 'file', 'line', 'message'])
       assert.equal(p.file, bad)
     }
-    assert.deepEqual(j.problems.map((p) => p.code), ['schema.pattern', 'schema.unknown-key', 'reference.invalid', 'platform.invalid', 'registry.literal-secret'])
+    assert.deepEqual(j.problems.map((p) => p.code), ['schema.pattern', 'schema.unknown_key', 'reference.invalid', 'platform.invalid', 'registry.literal_secret'])
     assert.equal(j.images, undefined)
 
     const ok = airlock(['validate', 'examples/app-stack/bundle.yaml', '--json'])
@@ -165,7 +165,7 @@ describe('airlock validate / init (built CLI)', () => {
     assertNoStack(r)
     const j = airlock(['validate', path.join(tmp, 'nope.yaml'), '--json'])
     assert.equal(j.code, 2)
-    assert.equal((JSON.parse(j.stdout) as {error: {code: string}}).error.code, 'spec.not-found')
+    assert.equal((JSON.parse(j.stdout) as {error: {code: string}}).error.code, 'spec.not_found')
   })
 
   it('init writes a valid starter, refuses to overwrite, --force and --json', () => {

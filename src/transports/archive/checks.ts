@@ -1,12 +1,12 @@
 import {blobPath, DIGEST_RE, ImageIndex, ImageManifest, isIndexMediaType} from '../../core/model.js'
-import {VerifyError} from '../../core/errors.js'
+import {type ErrorCode, VerifyError} from '../../core/errors.js'
 import {AirlockMetadata, BLOB_NAME_RE, buildDockerManifestJson, buildIndexJson, ENTRY, FORMAT_VERSION} from './metadata.js'
 
 /** Checks of the metadata entries, their agreement, and the content of manifests (no I/O here). */
 
 const CHECKSUM_LINE = /^([a-f0-9]{64}) {2}(.+)$/
 
-export function fail(code: string, entry: string, reason: string): never {
+export function fail(code: ErrorCode, entry: string, reason: string): never {
   throw new VerifyError(code, `${entry}: ${reason}`, {entry})
 }
 

@@ -72,7 +72,7 @@ describe('SourceChain', () => {
     assert.equal((await chain.fill(plan.blobs[0], file, 'remote'))?.origin, 'registry')
     assert.deepEqual(await readBlob(file, plan.blobs[0]), [...blobs.values()][0])
 
-    const failing = new SourceChain([fakeSource('registry', blobs, log, {remote: true, fail: new AirlockError('registry.down', 'down')})])
+    const failing = new SourceChain([fakeSource('registry', blobs, log, {remote: true, fail: new AirlockError('registry.unreachable', 'down')})])
     await assert.rejects(failing.fill(plan.blobs[0], file, 'remote'), /down/)
     await file.discard()
   })
@@ -91,7 +91,7 @@ describe('SourceChain', () => {
     await chain.fill(plan.blobs.find((b) => b.digest === good)!, file, 'remote')
     assert.deepEqual(await readFile(cache.path(good)), blobs.get(good))
 
-    const broken = new SourceChain([fakeSource('registry', blobs, log, {remote: true, fresh: true, fail: new AirlockError('x', 'cut off')})], {keep: cache})
+    const broken = new SourceChain([fakeSource('registry', blobs, log, {remote: true, fresh: true, fail: new AirlockError('registry.size_mismatch', 'cut off')})], {keep: cache})
     await assert.rejects(broken.fill(plan.blobs.find((b) => b.digest === bad)!, file, 'remote'))
     assert.ok(!existsSync(cache.path(bad)))
     assert.deepEqual(await readdir(path.join(dir, 'cache', 'tmp')), [])

@@ -90,7 +90,7 @@ describe('filling an archive from the chained sources', () => {
       const log: string[] = []
       const registry = fakeSource('registry', blobs, log, {remote: true})
       const flaky = {...registry, async provide(b: Parameters<typeof registry.provide>[0], t: Parameters<typeof registry.provide>[1]) {
-        if (b.digest === failing) throw new AirlockError('registry.blob_unknown', 'gone')
+        if (b.digest === failing) throw new AirlockError('registry.not_found', 'gone')
         return registry.provide(b, t)
       }}
       const r = await fillArchive({file, blobs: plan.blobs, chain: new SourceChain([flaky]), journal, journaled: new Map(), jobs: 1, progress: recorder(), keepGoing})

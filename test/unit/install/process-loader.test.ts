@@ -18,7 +18,7 @@ import type {ImageRecord} from '../../../src/transports/archive/metadata.js'
 import {splitTar} from '../../helpers/archive.js'
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
-const CODE = 'install.testloader_failed'
+const CODE = 'install.podman_failed' as const
 
 /** Reads its stdin to the end, then writes it to argv[1] and exits with argv[2] (default 0). Creates argv[1].reading on its first input. */
 const SAVE_STDIN = `
@@ -130,7 +130,7 @@ describe('ProcessLoader: a loader process fed the verified tar on its stdin', ()
       await l.finish()
     }, (e: unknown) => {
       assert.ok(e instanceof AirlockError, String(e))
-      assert.equal(e.code, 'install.testloader_not_found')
+      assert.equal(e.code, 'install.podman_not_found')
       assert.equal(e.message, `testloader not found (${bin}): install it or put it on PATH`)
       return true
     })
@@ -151,6 +151,6 @@ describe('process-loader helpers', () => {
     await assert.rejects(run(process.execPath, ['-e', 'console.error("no such namespace"); process.exit(1)'], opts), (e: unknown) =>
       e instanceof AirlockError && e.code === CODE && e.message === 'listing images: no such namespace')
     await assert.rejects(run('/nonexistent/testloader', [], opts), (e: unknown) =>
-      e instanceof AirlockError && e.code === 'install.testloader_not_found' && /testloader not found \(\/nonexistent\/testloader\)/.test(e.message))
+      e instanceof AirlockError && e.code === 'install.podman_not_found' && /testloader not found \(\/nonexistent\/testloader\)/.test(e.message))
   })
 })

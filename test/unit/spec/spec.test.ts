@@ -181,10 +181,10 @@ describe('validateBundleText', () => {
     const ps = problemsOf(text)
     assert.deepEqual(ps.map(([l, c, code]) => [l, c, code]), [
       [4, 9, 'schema.pattern'],
-      [6, 1, 'schema.unknown-key'],
+      [6, 1, 'schema.unknown_key'],
       [9, 10, 'reference.invalid'],
       [11, 17, 'platform.invalid'],
-      [14, 12, 'registry.literal-secret'],
+      [14, 12, 'registry.literal_secret'],
     ])
     assert.match(ps[0][3], /^metadata\.name: must be lowercase/)
     assert.equal(ps[1][3], 'unknown key `plaforms`, did you mean `platforms`?')
@@ -196,10 +196,10 @@ describe('validateBundleText', () => {
 
   it('duplicate keys', () => {
     const ps = problemsOf(HEAD + 'images: [nginx]\nimages: [redis]\n')
-    assert.deepEqual(ps.map(([l, c, code]) => [l, c, code]), [[5, 1, 'yaml.duplicate-key']])
+    assert.deepEqual(ps.map(([l, c, code]) => [l, c, code]), [[5, 1, 'yaml.duplicate_key']])
     assert.match(ps[0][3], /duplicate key `images`/)
     const nested = problemsOf('apiVersion: airlock/v1\nkind: Bundle\nmetadata:\n  name: a\n  version: "1"\n  name: b\nimages: [x]\n')
-    assert.deepEqual(nested.map(([l, c, code]) => [l, c, code]), [[6, 3, 'yaml.duplicate-key']])
+    assert.deepEqual(nested.map(([l, c, code]) => [l, c, code]), [[6, 3, 'yaml.duplicate_key']])
   })
 
   it('syntax error positions', () => {
@@ -224,7 +224,7 @@ describe('validateBundleText', () => {
     const ms = performance.now() - t0
     assert.equal(spec, undefined)
     assert.equal(problems.length, 1)
-    assert.equal(problems[0].code, 'yaml.alias-limit')
+    assert.equal(problems[0].code, 'yaml.alias_limit')
     assert.deepEqual([problems[0].line, problems[0].col], [6, 10])
     assert.ok(ms < 1000, `took ${ms} ms`)
   })
@@ -235,7 +235,7 @@ describe('validateBundleText', () => {
     const t0 = performance.now()
     const ps = problemsOf(text)
     assert.ok(performance.now() - t0 < 1000)
-    assert.deepEqual(ps.map(([l, c, code]) => [l, c, code]), [[6, 10, 'yaml.alias-limit']])
+    assert.deepEqual(ps.map(([l, c, code]) => [l, c, code]), [[6, 10, 'yaml.alias_limit']])
   })
 
   it('allows a few ordinary aliases', () => {
@@ -246,7 +246,7 @@ describe('validateBundleText', () => {
 
   it('refuses more than 1 MiB', () => {
     const {problems} = validateBundleText(HEAD + 'images: [nginx]\n#' + 'x'.repeat(1024 * 1024) + '\n', 'big.yaml')
-    assert.deepEqual(problems.map((p) => p.code), ['file.too-large'])
+    assert.deepEqual(problems.map((p) => p.code), ['file.too_large'])
   })
 
   it('bounds the number of problems', () => {
@@ -273,11 +273,11 @@ describe('validateBundleText', () => {
     ].join('\n'))
     assert.deepEqual(ps.map(([l, c, code, m]) => [l, c, code, m]), [
       [1, 13, 'schema.const', 'apiVersion: must be `airlock/v1`'],
-      [4, 3, 'schema.unknown-key', 'unknown key `nmae` in metadata, did you mean `name`?'],
+      [4, 3, 'schema.unknown_key', 'unknown key `nmae` in metadata, did you mean `name`?'],
       [5, 12, 'schema.type', 'metadata.version: must be a non-empty string (quote numbers: version: "1")'],
-      [6, 12, 'schema.anyOf', 'platforms: must be `all` or a list of platforms such as [linux/amd64, linux/arm64/v8]'],
-      [7, 1, 'schema.unknown-key', 'unknown key `imags`, did you mean `images`?'],
-      [8, 10, 'schema.oneOf', 'signing: must be a mapping with exactly one of `key` or `fingerprint`'],
+      [6, 12, 'schema.any_of', 'platforms: must be `all` or a list of platforms such as [linux/amd64, linux/arm64/v8]'],
+      [7, 1, 'schema.unknown_key', 'unknown key `imags`, did you mean `images`?'],
+      [8, 10, 'schema.one_of', 'signing: must be a mapping with exactly one of `key` or `fingerprint`'],
     ])
   })
 
@@ -293,10 +293,10 @@ describe('validateBundleText', () => {
       '',
     ].join('\n'))
     assert.deepEqual(ps.map(([l, c, code]) => [l, c, code]), [
-      [5, 5, 'schema.anyOf'],
-      [7, 5, 'schema.unknown-key'],
-      [8, 22, 'reference.name-digest'],
-      [9, 30, 'image.duplicate-name'],
+      [5, 5, 'schema.any_of'],
+      [7, 5, 'schema.unknown_key'],
+      [8, 22, 'reference.name_digest'],
+      [9, 30, 'image.duplicate_name'],
       [10, 5, 'image.duplicate'],
     ])
     assert.match(ps[3][3], /target name docker\.io\/library\/nginx:latest is already used by images\[1\] \(line 6\)/)
@@ -315,10 +315,10 @@ describe('validateBundleText', () => {
       '',
     ].join('\n'))
     assert.deepEqual(ps.map(([l, c, code]) => [l, c, code]), [
-      [6, 15, 'registry.literal-secret'],
-      [7, 21, 'registry.literal-secret'],
+      [6, 15, 'registry.literal_secret'],
+      [7, 21, 'registry.literal_secret'],
       [8, 51, 'schema.pattern'],
-      [9, 3, 'registry.invalid-host'],
+      [9, 3, 'registry.invalid_host'],
       [11, 3, 'registry.duplicate'],
     ])
     for (const p of ps) assert.doesNotMatch(p[3], /hunter|dXNlcjpwYXNz/)
@@ -414,7 +414,7 @@ describe('validateBundleText', () => {
       assert.match(e.details[1], /:7:16: signing\.key: key file nope\.asc not found/)
       return true
     })
-    await assert.rejects(loadBundleSpec(path.join(dir, 'missing.yaml')), (e: unknown) => e instanceof InputError && e.code === 'spec.not-found')
+    await assert.rejects(loadBundleSpec(path.join(dir, 'missing.yaml')), (e: unknown) => e instanceof InputError && e.code === 'spec.not_found')
   })
 })
 
