@@ -3,7 +3,7 @@ import path from 'node:path'
 
 import YAML from 'yaml'
 
-import {AirlockError, InputError} from '../core/errors.js'
+import {InputError} from '../core/errors.js'
 import type {ResolvedImage} from './resolve.js'
 
 export interface LockImage {
