@@ -119,7 +119,7 @@ function targetName(target: Target, img: ImageRecord): string {
 export async function installArchive(opts: InstallOptions): Promise<InstallResult> {
   const target = parseTarget(opts.to)
   const progress = opts.progress ?? silentProgress
-  const trustedKeys = await loadTrustedKeys(opts.keys)
+  const trustedKeys = await loadTrustedKeys(opts.keys, {warn: (m) => progress.note(m)})
   const parts = await resolveArchiveParts(opts.archive)
   let selected: ImageRecord[] = []
   // Rollback protection (src/install/state.ts): refuse a bundle older than the one installed before.

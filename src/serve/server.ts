@@ -107,7 +107,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   const cert = await readOptional(opts.tlsCert, 'TLS certificate')
   const key = await readOptional(opts.tlsKey, 'TLS key')
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'))
-  const trustedKeys = await loadTrustedKeys(opts.keys)
+  const trustedKeys = await loadTrustedKeys(opts.keys, {warn: log})
 
   // A split archive is served from its parts as they are (offsets count across parts).
   const parts = await resolveArchiveParts(opts.archive)

@@ -3,6 +3,7 @@ import {stat} from 'node:fs/promises'
 import * as openpgp from 'openpgp'
 
 import {loadTrustedKeys} from '../sign/keys.js'
+import {warnOnStderr} from './verify.js'
 import {readArchive} from '../transports/archive/reader.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 import {ENTRY} from '../transports/archive/metadata.js'
@@ -24,7 +25,7 @@ export interface InspectResult {
 
 /** `airlock inspect`: the metadata entries only. */
 export async function inspectArchive(opts: {archive: string; keys: string[]}): Promise<InspectResult> {
-  const trustedKeys = await loadTrustedKeys(opts.keys)
+  const trustedKeys = await loadTrustedKeys(opts.keys, {warn: warnOnStderr})
   const parts = await resolveArchiveParts(opts.archive)
   const {head, signed} = await readArchive(parts, {trustedKeys, allowUnsigned: trustedKeys.length === 0, headOnly: true, checkExpiry: false})
   const meta = head.metadata

@@ -14,13 +14,15 @@ export interface VerifyOptions {
   hashThreads?: number
   /** Hashing the command already started on the archive (see startEarlyHashing): taken over or stopped. */
   early?: EarlyHashing
+  /** Warnings about the keys given (a secret key given as a trusted key); default: stderr. */
+  warn?: (message: string) => void
 }
 
 /** `airlock verify`: one streaming pass, nothing written anywhere. */
 export async function verifyArchive(opts: VerifyOptions): Promise<VerifyResult> {
   // The keys load (openpgp.js with them) while the archive is opened and its blobs start being
   // hashed; a problem with the keys is still the one reported first.
-  const trustedKeys = loadTrustedKeys(opts.keys)
+  const trustedKeys = loadTrustedKeys(opts.keys, {warn: opts.warn ?? warnOnStderr})
   trustedKeys.catch(() => {})
   let parts: string[]
   try {
@@ -32,6 +34,11 @@ export async function verifyArchive(opts: VerifyOptions): Promise<VerifyResult> 
   }
   const {head: _head, ...report} = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: opts.sink, early: opts.early, hashThreads: opts.hashThreads})
   return report
+}
+
+/** Warnings go to stderr, so that stdout (the result, or --json) stays clean. */
+export function warnOnStderr(message: string): void {
+  process.stderr.write(`${message}\n`)
 }
 
 /** What `airlock verify` prints without --json (also from the fast path, src/cli/fast.ts). */

@@ -14,6 +14,7 @@ import * as openpgp from 'openpgp'
 import {InputError, VerifyError} from '../../../src/core/errors.js'
 import {loadTrustedKeys} from '../../../src/sign/keys.js'
 import {readArchive} from '../../../src/transports/archive/reader.js'
+import {verifyArchive} from '../../../src/verify/verify.js'
 import {randomLayer, syntheticArchive} from '../../helpers/archive.js'
 
 interface Made {pub: string; priv: string; rev: string; key: openpgp.PrivateKey}
@@ -111,5 +112,12 @@ describe('trusted key files', () => {
     assert.equal(keys[0].isPrivate(), false)
     assert.equal(warnings.length, 1)
     assert.match(warnings[0], /secret key/)
+  })
+
+  test('verify says so when a secret key is given as the trusted key, and still verifies with its public half', async () => {
+    const warnings: string[] = []
+    const r = await verifyArchive({archive: signedByA, keys: [await write('a-secret.asc', a.priv)], warn: (m) => warnings.push(m)})
+    assert.ok(r.signed)
+    assert.deepEqual(warnings.map((w) => /^WARNING: .*a-secret\.asc holds a secret key/.test(w)), [true])
   })
 })
