@@ -2,6 +2,9 @@ import {loadTrustedKeys} from '../sign/keys.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 import {readArchive, ArchiveSink, EarlyHashing, VerifyReport} from '../transports/archive/reader.js'
 
+/** Hashing started by the command before the keys and the archive's metadata are read (the fast path). */
+export {startEarlyHashing} from '../transports/archive/speculate.js'
+
 export type VerifyResult = VerifyReport
 
 export interface VerifyOptions {
