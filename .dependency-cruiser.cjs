@@ -19,6 +19,20 @@ module.exports = {
       to: {path: '^src/(cli|commands)/'},
     },
     {
+      name: 'cli-through-pipeline',
+      comment: 'The CLI reaches archives and targets through the pipeline (create/install/verify/serve), never a transport directly.',
+      severity: 'error',
+      from: {path: '^src/(cli|commands)/'},
+      to: {path: '^src/transports/'},
+    },
+    {
+      name: 'pipeline-not-up',
+      comment: 'The pipeline never imports the commands; nothing below the pipeline imports it.',
+      severity: 'error',
+      from: {path: '^src/(transports|blob|sign|spec|resolve|copy|core)/'},
+      to: {path: '^src/(create|install|verify|serve)/'},
+    },
+    {
       name: 'no-folder-cycle',
       comment: 'No cycle between the folders of src/ (e.g. src/create <-> src/install).',
       severity: 'error',
