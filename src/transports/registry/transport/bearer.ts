@@ -12,7 +12,6 @@ import {basicAuthorization} from './basic.js'
 import type {Challenge} from './challenge.js'
 import {networkRetryable, toRetryable} from './errors.js'
 import {type Agents, NetworkError, classifyError, drain, readBody, send} from './http.js'
-import {isLoopbackHost} from './origin.js'
 import {Retryable, parseRetryAfter} from './retry.js'
 import {type SecretScrubber, serverErrorText} from './scrub.js'
 
@@ -46,14 +45,23 @@ interface TokenResponse {
 const MAX_TOKEN_RESPONSE = 1024 * 1024
 
 /**
- * The realm rule: credentials for an HTTPS registry never go to a plain-HTTP token service on
- * another machine (a loopback realm is fine). Throws registry.insecure_realm.
+ * The realm rule: credentials go to a token service only over HTTPS, with one exception. For an
+ * HTTPS registry a plain-HTTP realm is refused whatever its address (a loopback one too: any local
+ * listener could answer there). For a plain-HTTP registry (insecure, or on loopback), whose
+ * credentials already travel in clear to that host, a plain-HTTP realm on the same host is
+ * accepted, and one on any other host refused. Throws registry.insecure_realm.
  */
 export function checkRealm(realm: URL, ctx: {host: string; scheme: 'http' | 'https'}, haveCredentials: boolean): void {
-  const plainRemote = realm.protocol !== 'https:' && !isLoopbackHost(realm.host) && ctx.scheme === 'https'
-  if (plainRemote && haveCredentials) {
+  if (!haveCredentials || realm.protocol === 'https:') return
+  const sameHost = hostnameOf(ctx.host) === realm.hostname.toLowerCase().replace(/^\[|\]$/g, '')
+  if (ctx.scheme === 'https' || !sameHost) {
     throw new AirlockError('registry.insecure_realm', `refusing to send credentials for ${ctx.host} to a plain-HTTP token service (${realm.host})`)
   }
+}
+
+/** `host[:port]` or `[v6]:port` → the host name alone, lower case. */
+function hostnameOf(host: string): string {
+  return new URL(`http://${host}`).hostname.toLowerCase().replace(/^\[|\]$/g, '')
 }
 
 /** When a token stops being used: `expires_in` (default 60 s) from `issued_at` (or now), less a margin. */

@@ -16,11 +16,24 @@ describe('token service realm rule', () => {
       e instanceof AirlockError && e.code === 'registry.insecure_realm' && /registry\.example\.com/.test(e.message) && /auth\.example\.com/.test(e.message))
   })
 
-  it('allowed: no credentials, an HTTPS realm, a loopback realm, or a plain-HTTP registry', () => {
+  it('credentials of an HTTPS registry never go to a plain-HTTP realm, not even on loopback', () => {
+    for (const realm of ['http://127.0.0.1:5000/token', 'http://localhost/token', 'http://[::1]:9/token', 'http://registry.example.com/token']) {
+      assert.throws(() => checkRealm(new URL(realm), https, true), (e: unknown) => e instanceof AirlockError && e.code === 'registry.insecure_realm', realm)
+    }
+  })
+
+  it('credentials of a plain-HTTP registry go to a plain-HTTP realm on its own host only', () => {
+    const plain = {host: '127.0.0.1:5302', scheme: 'http' as const}
+    checkRealm(new URL('http://127.0.0.1:5400/token'), plain, true)
+    checkRealm(new URL('http://auth.lan/token'), {host: 'auth.lan:5000', scheme: 'http'}, true)
+    assert.throws(() => checkRealm(new URL('http://auth.lan/token'), {host: 'registry.lan', scheme: 'http'}, true), (e: unknown) => e instanceof AirlockError && e.code === 'registry.insecure_realm')
+    assert.throws(() => checkRealm(new URL('http://127.0.0.2:5400/token'), plain, true), (e: unknown) => e instanceof AirlockError && e.code === 'registry.insecure_realm')
+  })
+
+  it('allowed: no credentials, or an HTTPS realm anywhere', () => {
     checkRealm(new URL('http://auth.example.com/token'), https, false)
     checkRealm(new URL('https://auth.example.com/token'), https, true)
-    checkRealm(new URL('http://127.0.0.1:5000/token'), https, true)
-    checkRealm(new URL('http://auth.lan/token'), {host: 'registry.lan', scheme: 'http'}, true)
+    checkRealm(new URL('https://auth.lan/token'), {host: 'registry.lan', scheme: 'http'}, true)
   })
 })
 
@@ -58,7 +71,8 @@ describe('BearerTokens against an in-process token service', () => {
   })
 
   function tokens(scrubber = new SecretScrubber()): BearerTokens {
-    return new BearerTokens({host: 'reg.example', scheme: 'https', userAgent: 'airlock-test', timeoutMs: 5000, agents, scrubber})
+    // A plain-HTTP registry on the token service's own host: the realm rule lets its credentials go there.
+    return new BearerTokens({host: '127.0.0.1:5999', scheme: 'http', userAgent: 'airlock-test', timeoutMs: 5000, agents, scrubber})
   }
   const ch = () => ({scheme: 'bearer' as const, realm: `${srv.origin}/token`, service: 'reg.example'})
 
@@ -119,7 +133,7 @@ describe('BearerTokens against an in-process token service', () => {
     scrubber.addCredentials({username: 'u', password: 'hunter22'})
     await assert.rejects(tokens(scrubber).token(ch(), ['x'], async () => ({username: 'u', password: 'hunter22'})), (e: unknown) =>
       e instanceof AirlockError && e.code === 'registry.unauthorized'
-      && e.message === 'token service for reg.example rejected the credentials (HTTP 401: bad password ***)')
+      && e.message === 'token service for 127.0.0.1:5999 rejected the credentials (HTTP 401: bad password ***)')
     await assert.rejects(tokens().token(ch(), ['x'], async () => undefined), (e: unknown) =>
       e instanceof AirlockError && e.code === 'registry.unauthorized' && /requires authentication and no credentials are configured \(HTTP 401 from its token service\)/.test(e.message))
   })
@@ -133,7 +147,7 @@ describe('BearerTokens against an in-process token service', () => {
 
   it('other statuses, a bad body or no token: clear errors', async () => {
     answer = () => ({status: 404, body: {errors: [{message: 'no such realm'}]}})
-    await assert.rejects(tokens().token(ch(), ['x'], async () => undefined), /token service for reg\.example answered HTTP 404 \(no such realm\)/)
+    await assert.rejects(tokens().token(ch(), ['x'], async () => undefined), /token service for 127\.0\.0\.1:5999 answered HTTP 404 \(no such realm\)/)
     answer = () => ({status: 200, body: {nothing: true}})
     await assert.rejects(tokens().token(ch(), ['x'], async () => undefined), (e: unknown) => e instanceof AirlockError && e.code === 'registry.bad_response' && /returned no token/.test(e.message))
   })
@@ -143,6 +157,14 @@ describe('BearerTokens against an in-process token service', () => {
     await assert.rejects(
       tokens().token({scheme: 'bearer', realm: 'http://auth.invalid/token'}, ['x'], async () => ({username: 'u', password: 'p'})),
       (e: unknown) => e instanceof AirlockError && e.code === 'registry.insecure_realm')
+    assert.equal(srv.seen.length, 0)
+  })
+
+  it('an HTTPS registry naming a plain-HTTP realm on loopback: refused, the local listener gets nothing', async () => {
+    srv.seen.length = 0
+    const forHttps = new BearerTokens({host: 'registry.example.com', scheme: 'https', userAgent: 'airlock-test', timeoutMs: 5000, agents, scrubber: new SecretScrubber()})
+    answer = () => ({status: 200, body: {token: 'stolen?'}})
+    await assert.rejects(forHttps.token(ch(), ['x'], async () => ({username: 'u', password: 'p'})), (e: unknown) => e instanceof AirlockError && e.code === 'registry.insecure_realm')
     assert.equal(srv.seen.length, 0)
   })
 })
