@@ -224,6 +224,8 @@ function paginate(list: string[], url: URL, base: string): {items: string[]; hea
 
 const MANIFEST_RE = /^\/v2\/(.+)\/manifests\/([^/]+)$/
 const BLOB_RE = /^\/v2\/(.+)\/blobs\/([^/]+)$/
+/** The repository part of any request under a repository (manifests, blobs, tags). */
+const NAMED_RE = /^\/v2\/(.+)\/(?:manifests\/[^/]+|blobs\/[^/]+|tags\/list)$/
 const TAGS_RE = /^\/v2\/(.+)\/tags\/list$/
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx): Promise<void> {
@@ -234,10 +236,13 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, ctx: 
     sendError(res, 405, 'UNSUPPORTED', 'this registry is read-only (served from a verified airlock archive)', undefined, {Allow: 'GET, HEAD'})
     return
   }
+  if (plainPath(req.url ?? '/') === undefined) return sendError(res, 400, 'NAME_INVALID', 'invalid repository name: "." and ".." segments are not allowed')
   if (p === '/v2/' || p === '/v2') {
     sendJson(res, 200, {})
     return
   }
+  const named = NAMED_RE.exec(p)
+  if (named && !isRepositoryName(named[1])) return sendError(res, 400, 'NAME_INVALID', 'invalid repository name', {name: named[1]})
   if (p === '/v2/_catalog') {
     const page = paginate([...ctx.catalog.repositories.keys()].sort(), url, '/v2/_catalog')
     if (!page) return sendError(res, 400, 'PAGINATION_NUMBER_INVALID', 'invalid number of results requested')
@@ -287,20 +292,41 @@ async function serveManifest(res: http.ServerResponse, ctx: Ctx, name: string, r
   res.end(data)
 }
 
-/** RFC 9110 single byte range; undefined = no Range header, null = unsatisfiable/malformed. */
+/**
+ * The byte range a GET asks for (RFC 9110 §14): undefined to send the whole body (no Range
+ * header; one with bad syntax, another unit or several ranges, which a server may ignore), null
+ * when the one range asked for cannot be satisfied (416 with `Content-Range: bytes *\/SIZE`).
+ */
 export function parseRange(header: string | undefined, size: number): {start: number; end: number} | undefined | null {
   if (header === undefined) return undefined
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
-  if (!m || (m[1] === '' && m[2] === '')) return null
+  const m = /^bytes=(\d*)-(\d*)$/i.exec(header.trim())
+  if (!m || (m[1] === '' && m[2] === '')) return undefined
   if (m[1] === '') {
     const suffix = Number(m[2])
     if (suffix === 0 || size === 0) return null
     return {start: Math.max(0, size - suffix), end: size - 1}
   }
   const start = Number(m[1])
-  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)
-  if (start >= size || end < start) return null
-  return {start, end}
+  if (m[2] !== '' && Number(m[2]) < start) return undefined // last before first: not a valid range-spec
+  if (start >= size) return null
+  return {start, end: m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)}
+}
+
+/** A repository name of the distribution spec: lower-case components separated by `/`. */
+const REPOSITORY_NAME = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/
+
+/**
+ * The request path, refused (undefined) when it has `.` or `..` segments, written plainly or
+ * percent-encoded: URL parsing would resolve them into another repository's path.
+ */
+export function plainPath(rawUrl: string): string | undefined {
+  const raw = rawUrl.split('?')[0]
+  const segments = raw.split('/').map((s) => s.replace(/%2e/gi, '.'))
+  return segments.some((s) => s === '.' || s === '..') ? undefined : raw
+}
+
+export function isRepositoryName(name: string): boolean {
+  return name.length <= 255 && REPOSITORY_NAME.test(name)
 }
 
 async function serveBlob(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, name: string, digest: string): Promise<void> {
