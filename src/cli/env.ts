@@ -35,7 +35,7 @@ const ARCHIVE_READERS = ['verify', 'install', 'serve'] as const
 
 export const ENVIRONMENT = [
   {name: 'AIRLOCK_TRUSTED_KEYS', flag: 'key', commands: ARCHIVE_READERS, readBy: 'command', description: 'trusted public key files or directories, comma-separated, when no --key is given'},
-  {name: 'AIRLOCK_KEY_PASSPHRASE', flag: 'key-passphrase', commands: ['create', 'key generate'], readBy: 'flag', hidden: true, description: 'passphrase of the signing key (hidden flag: a command line is visible to other users, set the variable)'},
+  {name: 'AIRLOCK_KEY_PASSPHRASE', flag: 'key-passphrase', commands: ['create', 'key generate', 'sign'], readBy: 'flag', hidden: true, description: 'passphrase of the signing key (hidden flag: a command line is visible to other users, set the variable)'},
   {name: 'AIRLOCK_KEYS_DIR', flag: 'keys-dir', commands: ['create'], readBy: 'flag', description: 'private keys looked up by signing.fingerprint (default $XDG_CONFIG_HOME/airlock/keys)'},
   {name: 'XDG_CONFIG_HOME', flag: 'keys-dir', commands: ['create'], readBy: 'command', description: 'default keys directory: $XDG_CONFIG_HOME/airlock/keys (else ~/.config/airlock/keys)'},
   {name: 'AIRLOCK_CACHE_DIR', flag: 'cache-dir', commands: ['create'], readBy: 'flag', description: 'blob cache directory (default: no cache)'},
@@ -55,7 +55,7 @@ export const ENVIRONMENT = [
   {name: 'AIRLOCK_CONTENT_TYPE', flag: 'json', commands: ['*'], readBy: 'oclif', description: '`json`: the same as --json'},
   {name: 'AIRLOCK_DEBUG', flag: 'debug', commands: ['*'], readBy: 'command', hidden: true, description: 'any value: print the stack trace of an error too'},
   {name: 'AIRLOCK_NO_FAST', flag: 'no-fast', commands: ['verify'], readBy: 'launcher', hidden: true, description: 'any value: run verify through the full CLI, never its fast path'},
-  {name: 'CI', flag: '', commands: ['create', 'key generate'], readBy: 'command', description: 'any value: never ask for a passphrase on the terminal'},
+  {name: 'CI', flag: '', commands: ['create', 'key generate', 'sign'], readBy: 'command', description: 'any value: never ask for a passphrase on the terminal'},
 ] as const satisfies readonly EnvVar[]
 
 export type EnvName = (typeof ENVIRONMENT)[number]['name']

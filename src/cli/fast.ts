@@ -5,7 +5,7 @@ import {trustedKeyPaths} from '../sign/keys.js'
 import {usePgpCodeCache} from '../sign/pgp.js'
 import {startEarlyHashing, verifyArchive, verifyLines} from '../verify/verify.js'
 import {environment, hashThreadsOf} from './env.js'
-import {parseArgv, VERIFY_FLAGS} from './flag-table.js'
+import {parseArgv, thresholdOf, VERIFY_FLAGS} from './flag-table.js'
 import {errorJson, writeErrorText} from './report.js'
 
 /**
@@ -30,6 +30,7 @@ export interface FastVerify {
   json: boolean
   debug: boolean
   hashThreads?: number
+  threshold?: number
 }
 
 /** The plain `verify` command line (the words after `verify`), or undefined to leave it to oclif. */
@@ -38,6 +39,8 @@ export function parseFastVerify(argv: string[], env: NodeJS.ProcessEnv = process
   if (vars.AIRLOCK_CONTENT_TYPE !== undefined) return undefined
   const parsed = parseArgv(VERIFY_FLAGS, argv)
   if (!parsed?.plain || parsed.args.length !== 1 || parsed.flags.has('no-fast')) return undefined
+  // A bad --threshold is reported by the CLI framework's parse, as for any other flag value.
+  if (!/^[1-9]\d{0,2}$/.test(parsed.flags.get('threshold')?.[0] ?? '1')) return undefined
   const given = (name: keyof typeof VERIFY_FLAGS) => parsed.flags.has(name)
   // As oclif reads a flag's env: only when the flag is not given, and not empty.
   const hashThreads = parsed.flags.get('hash-threads')?.[0] ?? (vars.AIRLOCK_HASH_THREADS || undefined)
@@ -48,6 +51,7 @@ export function parseFastVerify(argv: string[], env: NodeJS.ProcessEnv = process
     json: given('json'),
     debug: given('debug') || Boolean(vars.AIRLOCK_DEBUG),
     hashThreads: hashThreadsOf(hashThreads),
+    threshold: thresholdOf(parsed.flags.get('threshold')?.[0]),
   }
 }
 
@@ -67,7 +71,7 @@ export async function runFastVerify(argv: string[]): Promise<boolean> {
   const early = startEarlyHashing(cmd.archive, cmd.hashThreads)
   usePgpCodeCache(fileURLToPath(new URL('../openpgp.v8cache', import.meta.url)))
   try {
-    const result = await verifyArchive({archive: cmd.archive, keys: cmd.keys, allowUnsigned: cmd.allowUnsigned, hashThreads: cmd.hashThreads, early})
+    const result = await verifyArchive({archive: cmd.archive, keys: cmd.keys, allowUnsigned: cmd.allowUnsigned, hashThreads: cmd.hashThreads, threshold: cmd.threshold, early})
     if (cmd.json) console.log(JSON.stringify(result, null, 2))
     else for (const line of verifyLines(result)) console.log(line)
     process.exitCode = 0

@@ -1,3 +1,5 @@
+import {InputError} from '../core/errors.js'
+
 import type {EnvName} from './env.js'
 
 /**
@@ -44,6 +46,19 @@ export const HASH_THREADS = {
   description: 'threads hashing the archive, the main one included (default: the cores, at most 8)',
 } as const satisfies FlagSpec
 
+/** verify, install, serve: how many distinct trusted keys must have signed (co-signed bundles). */
+export const THRESHOLD = {
+  value: true,
+  description: 'at least N distinct trusted keys must have signed the bundle (default 1; add signatures with `airlock sign`)',
+} as const satisfies FlagSpec
+
+/** `--threshold N` as a number (undefined: not given, 1); InputError for anything but a whole number from 1. */
+export function thresholdOf(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^[1-9]\d{0,2}$/.test(value)) throw new InputError('cli.bad_threshold', `--threshold ${JSON.stringify(value)}: expected a whole number of keys, 1 or more`)
+  return Number(value)
+}
+
 /** Every command's --debug (AirlockCommand.baseFlags); AIRLOCK_DEBUG is read by the error printer. */
 export const DEBUG = {
   value: false, hidden: true, builtin: true,
@@ -54,6 +69,7 @@ export const DEBUG = {
 export const VERIFY_FLAGS = {
   key: TRUSTED_KEYS,
   'allow-unsigned': ALLOW_UNSIGNED,
+  threshold: THRESHOLD,
   'hash-threads': HASH_THREADS,
   'no-fast': {value: false, hidden: true, description: 'run through the full CLI, never the fast path [env: AIRLOCK_NO_FAST, read by bin/run.js]'},
   json: {value: false, builtin: true, description: 'Format output as json.'},

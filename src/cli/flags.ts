@@ -1,7 +1,9 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 
-import {ALLOW_UNSIGNED, FlagSpec, FlagTable, HASH_THREADS, TRUSTED_KEYS} from './flag-table.js'
+import {ALLOW_UNSIGNED, FlagSpec, FlagTable, HASH_THREADS, THRESHOLD, TRUSTED_KEYS} from './flag-table.js'
+
+export {thresholdOf} from './flag-table.js'
 
 /**
  * oclif flags built from the declarative specs of src/cli/flag-table.ts, and the flags and
@@ -58,6 +60,8 @@ export const trustedKeysFlag = oclifFlag(TRUSTED_KEYS)
 export const allowUnsignedFlag = oclifFlag(ALLOW_UNSIGNED)
 
 export const hashThreadsFlag = oclifFlag(HASH_THREADS)
+
+export const thresholdFlag = oclifFlag(THRESHOLD)
 
 /** A repeatable key-file flag, one value per `--key` (see TRUSTED_KEYS). */
 export function keysFlag(description: string) {

@@ -2,7 +2,7 @@ import {Flags, Interfaces} from '@oclif/core'
 
 import {AirlockCommand} from '../cli/base.js'
 import {environment, hashThreadsOf} from '../cli/env.js'
-import {allowUnsignedFlag, archiveArg, hashThreadsFlag, trustedKeysFlag} from '../cli/flags.js'
+import {allowUnsignedFlag, archiveArg, hashThreadsFlag, thresholdFlag, thresholdOf, trustedKeysFlag} from '../cli/flags.js'
 import {progressFor} from '../cli/progress.js'
 import {installArchive, InstallOptions, InstallResult} from '../install/install.js'
 import {defaultStateFile} from '../install/state.js'
@@ -45,6 +45,7 @@ Verification is part of the install: the signature is checked against the truste
     retries: Flags.integer({description: 'retries per registry request', env: 'AIRLOCK_RETRIES', min: 0, max: 20, hidden: true}),
     'retry-base-delay-ms': Flags.integer({description: 'first retry delay in ms (doubles per attempt, with jitter)', env: 'AIRLOCK_RETRY_BASE_DELAY_MS', min: 0, hidden: true}),
     'hash-threads': hashThreadsFlag,
+    threshold: thresholdFlag,
     'docker-layers': Flags.string({description: '`gzip`: send gzip layers to docker as they are, not inflated', env: 'AIRLOCK_DOCKER_LAYERS', hidden: true}),
     podman: Flags.string({description: 'podman executable (default podman on PATH)', env: 'AIRLOCK_PODMAN', hidden: true}),
     ctr: Flags.string({description: 'ctr executable (default ctr on PATH)', env: 'AIRLOCK_CTR', hidden: true}),
@@ -85,6 +86,7 @@ export function installOptions(archive: string, flags: InstallFlags, env: Return
     namespace: flags.namespace,
     jobs: flags.jobs,
     hashThreads: hashThreadsOf(flags['hash-threads']),
+    threshold: thresholdOf(flags.threshold),
     allowDowngrade: flags['allow-downgrade'],
     stateFile: flags['state-file'] ?? defaultStateFile(env),
     retries: flags.retries,

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {AirlockCommand} from '../cli/base.js'
 import {environment, hashThreadsOf} from '../cli/env.js'
-import {allowUnsignedFlag, archiveArg, hashThreadsFlag, trustedKeysFlag} from '../cli/flags.js'
+import {allowUnsignedFlag, archiveArg, hashThreadsFlag, thresholdFlag, thresholdOf, trustedKeysFlag} from '../cli/flags.js'
 import {startServe, ServeStats} from '../serve/server.js'
 import type {ServedImage} from '../serve/catalog.js'
 import {trustedKeyPaths} from '../sign/keys.js'
@@ -44,6 +44,7 @@ Exit codes: 0 stopped by a signal, 3 verification failed, 2 invalid input, 1 oth
     'tls-key': Flags.string({description: 'PEM private key for --tls-cert'}),
     'allow-unsigned': allowUnsignedFlag,
     'hash-threads': hashThreadsFlag,
+    threshold: thresholdFlag,
   }
 
   /** One JSON object per line: a long-running command emits several. */
@@ -58,6 +59,7 @@ Exit codes: 0 stopped by a signal, 3 verification failed, 2 invalid input, 1 oth
       archive: args.archive,
       keys: trustedKeyPaths(flags.key, environment()),
       hashThreads: hashThreadsOf(flags['hash-threads']),
+      threshold: thresholdOf(flags.threshold),
       allowUnsigned: flags['allow-unsigned'],
       listen: flags.listen,
       tlsCert: flags['tls-cert'],

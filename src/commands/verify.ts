@@ -1,7 +1,7 @@
 import {AirlockCommand} from '../cli/base.js'
 import {environment, hashThreadsOf} from '../cli/env.js'
 import {VERIFY_FLAGS} from '../cli/flag-table.js'
-import {archiveArg, oclifFlags} from '../cli/flags.js'
+import {archiveArg, oclifFlags, thresholdOf} from '../cli/flags.js'
 import {trustedKeyPaths} from '../sign/keys.js'
 import {verifyArchive, verifyLines, VerifyResult} from '../verify/verify.js'
 
@@ -15,6 +15,7 @@ Exit codes: 0 verified, 3 verification failed, 2 invalid input (e.g. no --key), 
     '<%= config.bin %> verify release.tar --key release.pub.asc',
     '<%= config.bin %> verify release.tar --key /etc/airlock/trusted.d --json',
     '<%= config.bin %> verify unsigned.tar --allow-unsigned',
+    '<%= config.bin %> verify release.tar --key alice.pub.asc --key bob.pub.asc --threshold 2',
   ]
 
   static override args = {
@@ -28,6 +29,7 @@ Exit codes: 0 verified, 3 verification failed, 2 invalid input (e.g. no --key), 
     const {args, flags} = await this.parse(Verify)
     const result = await verifyArchive({
       archive: args.archive, keys: trustedKeyPaths(flags.key, environment()), allowUnsigned: flags['allow-unsigned'], hashThreads: hashThreadsOf(flags['hash-threads']),
+      threshold: thresholdOf(flags.threshold),
     })
     for (const line of verifyLines(result)) this.log(line)
     return result

@@ -38,6 +38,7 @@ export const ERROR_CODES = [
   'cache.corrupt',
   'cache.digest_mismatch',
   // cli
+  'cli.bad_threshold',
   'cli.usage',
   // create
   'create.bad_size',
@@ -62,6 +63,7 @@ export const ERROR_CODES = [
   'file.not_found',
   'file.too_large',
   // fs
+  'fs.locked',
   'fs.no_space',
   'fs.permission_denied',
   'fs.quota_exceeded',
@@ -190,15 +192,20 @@ export const ERROR_CODES = [
   'serve.tls_file',
   'serve.tls_pair',
   // sign
+  'sign.bad_signature',
   'sign.fingerprint_mismatch',
   'sign.key_not_found',
   'sign.no_key',
+  'sign.no_slot',
+  'sign.slot_full',
+  'sign.unsigned_archive',
   // signature
   'signature.empty',
   'signature.invalid',
   'signature.malformed',
   'signature.missing',
   'signature.no_keys',
+  'signature.threshold',
   'signature.too_large',
   'signature.untrusted',
   // spec

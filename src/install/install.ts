@@ -47,6 +47,8 @@ export interface InstallOptions {
   namespace?: string
   /** Hashing threads, the main one included (AIRLOCK_HASH_THREADS; default the cores, at most 8). */
   hashThreads?: number
+  /** At least this many distinct trusted keys must have signed (default 1). */
+  threshold?: number
   jobs?: number
   now?: Date
   retries?: number
@@ -147,7 +149,7 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   }
   if (opts.dryRun) {
     // Full verification, no target touched.
-    const r = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, hashThreads: opts.hashThreads})
+    const r = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, hashThreads: opts.hashThreads, threshold: opts.threshold})
     noDowngrade(r.head)
     selected = selectImages(r.head.metadata.images, opts.only)
     for (const img of selected) progress.note(`  would install ${targetName(target, img)}  ${img.digest}`)
@@ -161,7 +163,7 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
       ? withBaseArchive(destination, () => selected, {parts: await basePartsP, trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now})
       : requireBaseOnTarget(destination, () => selected)
     try {
-      return {dest, r: await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest, hashThreads: opts.hashThreads})}
+      return {dest, r: await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: dest, hashThreads: opts.hashThreads, threshold: opts.threshold})}
     } finally {
       progress.end()
     }

@@ -39,6 +39,8 @@ export interface ServeOptions {
   now?: Date
   /** Hashing threads for the verification at start, the main one included (default: the cores, at most 8). */
   hashThreads?: number
+  /** At least this many distinct trusted keys must have signed (default 1). */
+  threshold?: number
   /** In-flight requests get this long to finish after close() before their connections are cut. */
   shutdownTimeoutMs?: number
   /** One line per notable event (integrity failure, served-while-closing); default stderr. */
@@ -117,7 +119,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
     // Verify through the descriptor we keep: the served bytes are the verified file, not whatever the path names later.
     const viaFd = fh.fdPaths()
     const source = process.platform === 'linux' && viaFd.every((p) => existsSync(p)) ? viaFd : parts
-    const report = await readArchive(source, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, hashThreads: opts.hashThreads})
+    const report = await readArchive(source, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, hashThreads: opts.hashThreads, threshold: opts.threshold})
     const catalog = buildCatalog(report.head)
     for (const w of catalog.warnings) log(`warning: ${w}`)
     const stats: ServeStats = {requests: 0, blobBytes: 0, manifestsServed: 0, blobsServed: 0, integrityFailures: 0}

@@ -14,6 +14,8 @@ export interface InspectResult {
   tool: string
   bundle: {name: string; version: string; description?: string; created: string; expires?: string}
   signature: {status: 'verified' | 'unverified' | 'unsigned'; fingerprint?: string; keyId?: string; userId?: string}
+  /** Every signature in the archive (a co-signed bundle has several): its key ID, and who it is when a trusted key verified it. */
+  signers: {keyId: string; verified: boolean; fingerprint?: string; userId?: string}[]
   images: {ref: string; name: string; digest: string; sourceDigest: string; platforms: string[]; size: number; blobs: number; sharedBlobs: number}[]
   blobs: {count: number; bytes: number; referencedBytes: number; saved: number; shared: number}
   /** The files of a split archive, in order (one entry for a single file). */
@@ -30,12 +32,17 @@ export async function inspectArchive(opts: {archive: string; keys: string[]}): P
   const {head, signed} = await readArchive(parts, {trustedKeys, allowUnsigned: trustedKeys.length === 0, headOnly: true, checkExpiry: false})
   const meta = head.metadata
   let signature: InspectResult['signature'] = {status: 'unsigned'}
+  const sig = signed ? await openpgp.readSignature({armoredSignature: head.raw.get(ENTRY.SIGNATURE)!.toString('utf8').trimEnd()}).catch(() => undefined) : undefined
+  const keyIds = Array.from(sig?.getSigningKeyIDs() ?? [], (k) => k.toHex().toUpperCase())
   if (signed && head.signer) {
     signature = {status: 'verified', fingerprint: head.signer.fingerprint, userId: head.signer.userId}
   } else if (signed) {
-    const sig = await openpgp.readSignature({armoredSignature: head.raw.get(ENTRY.SIGNATURE)!.toString('utf8')}).catch(() => undefined)
-    signature = {status: 'unverified', keyId: sig?.getSigningKeyIDs()[0]?.toHex().toUpperCase()}
+    signature = {status: 'unverified', keyId: keyIds[0]}
   }
+  const signers = keyIds.map((keyId) => {
+    const who = head.signers.find((s) => s.keyId === keyId)
+    return who ? {keyId, verified: true, fingerprint: who.fingerprint, ...(who.userId ? {userId: who.userId} : {})} : {keyId, verified: false}
+  })
   const uses = new Map<string, number>()
   for (const img of meta.images) for (const b of img.blobs) uses.set(b.digest, (uses.get(b.digest) ?? 0) + 1)
   return {
@@ -44,6 +51,7 @@ export async function inspectArchive(opts: {archive: string; keys: string[]}): P
     tool: meta.tool?.version ?? 'unknown',
     bundle: meta.bundle,
     signature,
+    signers,
     images: meta.images.map((img) => ({
       ref: img.ref, name: img.name, digest: img.digest, sourceDigest: img.sourceDigest, platforms: img.platforms,
       size: img.blobs.reduce((a, b) => a + b.size, 0), blobs: img.blobs.length,

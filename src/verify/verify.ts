@@ -17,6 +17,8 @@ export interface VerifyOptions {
   hashThreads?: number
   /** Hashing the command already started on the archive (see startEarlyHashing): taken over or stopped. */
   early?: EarlyHashing
+  /** At least this many distinct trusted keys must have signed (default 1). */
+  threshold?: number
   /** Warnings about the keys given (a secret key given as a trusted key); default: stderr. */
   warn?: (message: string) => void
 }
@@ -35,7 +37,7 @@ export async function verifyArchive(opts: VerifyOptions): Promise<VerifyResult> 
     await trustedKeys
     throw error
   }
-  const {head: _head, ...report} = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: opts.sink, early: opts.early, hashThreads: opts.hashThreads})
+  const {head: _head, ...report} = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: opts.sink, early: opts.early, hashThreads: opts.hashThreads, threshold: opts.threshold})
   return report
 }
 
@@ -48,7 +50,7 @@ export function warnOnStderr(message: string): void {
 export function verifyLines(result: VerifyResult): string[] {
   return [
     `OK ${result.archive}: ${result.bundle.name} ${result.bundle.version}, ${result.images.length} images, ${result.blobs} blobs, ${result.entries} entries verified`,
-    result.signer ? `  signed by ${result.signer.fingerprint}${result.signer.userId ? ` (${result.signer.userId})` : ''} on ${result.signer.signed}` : '  UNSIGNED (accepted with --allow-unsigned)',
+    ...(result.signer ? (result.signers ?? [result.signer]).map((s) => `  signed by ${s.fingerprint}${s.userId ? ` (${s.userId})` : ''} on ${s.signed}`) : ['  UNSIGNED (accepted with --allow-unsigned)']),
     ...result.images.map((img) => `  ${img.name}  ${img.digest}  [${img.platforms.join(', ')}]`),
   ]
 }

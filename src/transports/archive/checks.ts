@@ -1,6 +1,6 @@
 import {blobPath, DIGEST_RE, ImageIndex, ImageManifest, isIndexMediaType} from '../../core/model.js'
 import {type ErrorCode, VerifyError} from '../../core/errors.js'
-import {AirlockMetadata, BLOB_NAME_RE, buildDockerManifestJson, buildIndexJson, ENTRY, FORMAT_VERSION} from './metadata.js'
+import {AirlockMetadata, BLOB_NAME_RE, buildDockerManifestJson, buildIndexJson, ENTRY, READABLE_FORMATS} from './metadata.js'
 
 /** Checks of the metadata entries, their agreement, and the content of manifests (no I/O here). */
 
@@ -51,7 +51,7 @@ function isObj(v: unknown): v is Record<string, unknown> {
 export function checkMetadataShape(m: unknown): asserts m is AirlockMetadata {
   const e = ENTRY.METADATA
   if (!isObj(m)) fail('archive.bad_metadata', e, 'is not a JSON object')
-  if (m.formatVersion !== FORMAT_VERSION) fail('archive.unsupported_format', e, `format version ${JSON.stringify(m.formatVersion)} is not supported (this airlock reads version ${FORMAT_VERSION})`)
+  if (!READABLE_FORMATS.includes(m.formatVersion as number)) fail('archive.unsupported_format', e, `format version ${JSON.stringify(m.formatVersion)} is not supported (this airlock reads versions ${READABLE_FORMATS.join(' and ')})`)
   if (!isObj(m.bundle) || typeof m.bundle.name !== 'string' || typeof m.bundle.version !== 'string' || typeof m.bundle.created !== 'string') {
     fail('archive.bad_metadata', e, 'bundle name/version/created missing')
   }

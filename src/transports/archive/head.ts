@@ -3,9 +3,9 @@ import type * as openpgp from 'openpgp'
 import {InputError} from '../../core/errors.js'
 import {sha256Hex} from '../../core/digest.js'
 import type {SequentialReader} from '../../blob/sequential.js'
-import {SignerInfo, verifyDetached} from '../../sign/signature.js'
+import {SignerInfo, verifySignatures} from '../../sign/signature.js'
 import {checkMetadataShape, checkParts, crossCheck, describeName, fail, manifestExpectations, ManifestWant, parseChecksums, parseJson} from './checks.js'
-import {AirlockMetadata, ENTRY, LIMITS, OCI_LAYOUT_CONTENT} from './metadata.js'
+import {AirlockMetadata, ENTRY, LIMITS, OCI_LAYOUT_CONTENT, SIGNATURE_SLOT} from './metadata.js'
 import {BLOCK, isZeroBlock, paddingFor, parseHeader, TarHeader} from './tar.js'
 
 /**
@@ -23,6 +23,8 @@ export interface EntryLocation {
 export interface SignedHead {
   metadata: AirlockMetadata
   signer?: SignerInfo
+  /** Every distinct trusted key that signed (a co-signed bundle has several). */
+  signers: SignerInfo[]
   signed: boolean
   sums: Map<string, string>
   /** Raw bytes of the verified metadata entries, by entry name. */
@@ -35,6 +37,8 @@ export interface HeadChecks {
   allowUnsigned?: boolean
   now?: Date
   checkExpiry?: boolean
+  /** At least this many distinct trusted keys must have signed (default 1). */
+  threshold?: number
   parts: string[]
   partSizes: number[]
 }
@@ -87,17 +91,32 @@ export class HeadReader {
   }
 }
 
+const ARMOR_END = '-----END PGP SIGNATURE-----'
+
+/**
+ * The armored signature in the signature entry. Format 2 pads the entry with newlines (the slot
+ * that `airlock sign` rewrites); nothing else may follow the armor's end line: those bytes are not
+ * signed, so a change there must not go unnoticed.
+ */
+export function armoredSignature(entry: Buffer): string {
+  const text = entry.toString('latin1')
+  const end = text.lastIndexOf(ARMOR_END)
+  if (end === -1) fail('signature.malformed', ENTRY.SIGNATURE, 'is not an armored OpenPGP signature (no end line)')
+  if (!/^\r?\n*$/.test(text.slice(end + ARMOR_END.length))) fail('archive.bad_padding', ENTRY.SIGNATURE, 'holds bytes other than newlines after the signature')
+  return `${entry.toString('utf8', 0, end + ARMOR_END.length)}\n`
+}
+
 /** airlock.json, checksums.sha256 and the signature: read, signature checked, then parsed and checked. */
 export async function readSignedHead(head: HeadReader, opts: HeadChecks): Promise<SignedHead> {
   const metaBytes = (await head.entry(ENTRY.METADATA))!
   const sumsBytes = (await head.entry(ENTRY.CHECKSUMS))!
   const sigBytes = await head.entry(ENTRY.SIGNATURE, true)
-  let signer: SignerInfo | undefined
+  let signers: SignerInfo[] = []
   if (sigBytes) {
     if (opts.trustedKeys.length === 0) {
       if (!opts.allowUnsigned) throw new InputError('signature.no_keys', 'no trusted key given: pass --key PUB.asc (or --allow-unsigned to skip the signature check)')
     } else {
-      signer = await verifyDetached(sumsBytes, sigBytes.toString('utf8'), opts.trustedKeys)
+      signers = (await verifySignatures(sumsBytes, armoredSignature(sigBytes), opts.trustedKeys, {threshold: opts.threshold})).signers
     }
   } else if (!opts.allowUnsigned) {
     fail('signature.missing', ENTRY.SIGNATURE, 'archive is unsigned (pass --allow-unsigned to accept it)')
@@ -106,6 +125,9 @@ export async function readSignedHead(head: HeadReader, opts: HeadChecks): Promis
   if (sha256Hex(metaBytes) !== sums.get(ENTRY.METADATA)) fail('archive.digest_mismatch', ENTRY.METADATA, 'content does not match its signed sha256')
   const metadata = parseJson(ENTRY.METADATA, metaBytes)
   checkMetadataShape(metadata)
+  if (metadata.formatVersion >= 2 && sigBytes && sigBytes.length !== SIGNATURE_SLOT) {
+    fail('archive.inconsistent', ENTRY.SIGNATURE, `is ${sigBytes.length} bytes; format ${metadata.formatVersion} signatures take a slot of exactly ${SIGNATURE_SLOT}`)
+  }
   if (opts.checkExpiry !== false && metadata.bundle.expires) {
     const exp = new Date(metadata.bundle.expires)
     const now = opts.now ?? new Date()
@@ -116,7 +138,7 @@ export async function readSignedHead(head: HeadReader, opts: HeadChecks): Promis
   if (opts.parts.length > 1) checkParts(opts.parts, opts.partSizes, metadata)
   const raw = new Map<string, Buffer>([[ENTRY.METADATA, metaBytes], [ENTRY.CHECKSUMS, sumsBytes]])
   if (sigBytes) raw.set(ENTRY.SIGNATURE, sigBytes)
-  return {metadata, signer, signed: sigBytes !== undefined, sums, raw}
+  return {metadata, signer: signers[0], signers, signed: sigBytes !== undefined, sums, raw}
 }
 
 /**

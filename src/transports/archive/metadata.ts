@@ -1,7 +1,23 @@
 import {blobPath, Descriptor, MediaType} from '../../core/model.js'
 import {sha256Hex} from '../../core/digest.js'
 
-export const FORMAT_VERSION = 1
+/**
+ * The format this airlock writes. Version 2: the signature entry, when there is one, is a slot of
+ * SIGNATURE_SLOT bytes (the armored signature, then newlines), so that another signature can be
+ * added in place (`airlock sign`) without moving a byte of what follows. Version 1 is still read.
+ */
+export const FORMAT_VERSION = 2
+export const READABLE_FORMATS: readonly number[] = [1, 2]
+
+/** Size of the signature entry in format 2: room for some twenty signatures by RSA-4096 keys, fifty by Ed25519 ones. */
+export const SIGNATURE_SLOT = 16 * 1024
+
+/** The signature entry's content for format 2: the armored signature(s), padded with newlines to SIGNATURE_SLOT. */
+export function signatureSlot(armored: string): Buffer {
+  const text = Buffer.from(`${armored.trimEnd()}\n`)
+  if (text.length > SIGNATURE_SLOT) throw new Error(`the signatures take ${text.length} bytes, more than the ${SIGNATURE_SLOT}-byte slot`)
+  return Buffer.concat([text, Buffer.alloc(SIGNATURE_SLOT - text.length, 0x0a)])
+}
 
 export const ENTRY = {
   METADATA: 'airlock.json',

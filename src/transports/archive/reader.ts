@@ -29,6 +29,8 @@ export type {EarlyHashing} from './speculate.js'
 export interface VerifiedHead {
   metadata: AirlockMetadata
   signer?: SignerInfo
+  /** Every distinct trusted key that signed. */
+  signers: SignerInfo[]
   /** Raw bytes of the verified metadata entries, by entry name. */
   raw: Map<string, Buffer>
   /** hex → expected size, for every blob the archive must contain, in archive order. */
@@ -69,6 +71,8 @@ export interface ReadOptions {
   headOnly?: boolean
   /** Check the bundle's expiry (default true). */
   checkExpiry?: boolean
+  /** At least this many distinct trusted keys must have signed (default 1). */
+  threshold?: number
   /**
    * Hashing the command started before calling (see startEarlyHashing): taken over when it was
    * started on exactly these parts, else stopped. Only plain verify (no sink) uses it.
@@ -83,6 +87,8 @@ export interface VerifyReport {
   archive: string
   signed: boolean
   signer?: SignerInfo
+  /** Every distinct trusted key that signed (a co-signed bundle has several). */
+  signers?: SignerInfo[]
   bundle: AirlockMetadata['bundle']
   images: {name: string; ref: string; digest: string; platforms: string[]}[]
   entries: number
@@ -165,14 +171,14 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
   let began = false
   try {
     const headReader = new HeadReader(o.reader)
-    const signed = await readSignedHead(headReader, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, checkExpiry: opts.checkExpiry, parts, partSizes})
+    const signed = await readSignedHead(headReader, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, checkExpiry: opts.checkExpiry, threshold: opts.threshold, parts, partSizes})
     const {locations} = headReader
     if (opts.headOnly) {
-      const head = {metadata: signed.metadata, signer: signed.signer, raw: signed.raw, blobs: new Map<string, number>(), locations}
+      const head = {metadata: signed.metadata, signer: signed.signer, signers: signed.signers, raw: signed.raw, blobs: new Map<string, number>(), locations}
       return {...report(parts, signed, headReader.index, 0, o.reader.position), head}
     }
     const {blobs, manifests} = await readLayoutEntries(headReader, signed)
-    const head: VerifiedHead = {metadata: signed.metadata, signer: signed.signer, raw: signed.raw, blobs, locations}
+    const head: VerifiedHead = {metadata: signed.metadata, signer: signed.signer, signers: signed.signers, raw: signed.raw, blobs, locations}
     began = true
     await sink?.begin?.(head)
     const st: BlobState = {index: headReader.index, seen: new Set(), prevHex: ''}
@@ -201,12 +207,12 @@ function isRegularOrMissing(p: string): boolean {
 }
 
 function report(parts: string[], signed: SignedHead, entries: number, blobs: number, bytes: number): VerifyReport {
-  const {metadata, signer} = signed
+  const {metadata, signer, signers} = signed
   return {
     ok: true,
     archive: parts[0],
     signed: signed.signed,
-    ...(signer ? {signer} : {}),
+    ...(signer ? {signer, signers} : {}),
     bundle: metadata.bundle,
     images: metadata.images.map((i: ImageRecord) => ({name: i.name, ref: i.ref, digest: i.digest, platforms: i.platforms})),
     entries,

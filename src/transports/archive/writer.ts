@@ -12,7 +12,7 @@ import {signDetached} from '../../sign/signature.js'
 import {describeKey} from '../../sign/keys.js'
 import {
   AirlockMetadata, buildChecksums, buildDockerManifestJson, buildIndexJson, ENTRY, fileHashes,
-  OCI_LAYOUT_CONTENT, stableJson,
+  OCI_LAYOUT_CONTENT, signatureSlot, stableJson,
 } from './metadata.js'
 import {BLOCK, encodeHeader, paddingFor} from './tar.js'
 
@@ -93,7 +93,7 @@ export async function planArchive(opts: {
   const index = buildIndexJson(metadata.images)
   const dockerManifest = buildDockerManifestJson(metadata.images)
   const checksums = buildChecksums(fileHashes(meta, index, dockerManifest, blobs.map((b) => b.digest)))
-  const signature = signingKey ? Buffer.from(await signDetached(checksums, signingKey, new Date(epoch * 1000))) : undefined
+  const signature = signingKey ? signatureSlot(await signDetached(checksums, signingKey, new Date(epoch * 1000))) : undefined
   const signed = [
     ...entryBytes(ENTRY.METADATA, meta, epoch),
     ...entryBytes(ENTRY.CHECKSUMS, checksums, epoch),

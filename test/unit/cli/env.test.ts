@@ -16,12 +16,13 @@ import Inspect from '../../../src/commands/inspect.js'
 import Install from '../../../src/commands/install.js'
 import KeyGenerate from '../../../src/commands/key/generate.js'
 import Serve from '../../../src/commands/serve.js'
+import Sign from '../../../src/commands/sign.js'
 import Validate from '../../../src/commands/validate.js'
 import Verify from '../../../src/commands/verify.js'
 
 type FlagLike = {env?: string; hidden?: boolean}
 const COMMANDS: Record<string, typeof Command> = {
-  create: Create, init: Init, inspect: Inspect, install: Install, 'key generate': KeyGenerate, serve: Serve, validate: Validate, verify: Verify,
+  create: Create, init: Init, inspect: Inspect, install: Install, 'key generate': KeyGenerate, serve: Serve, sign: Sign, validate: Validate, verify: Verify,
 }
 const flagsOf = (c: typeof Command): Record<string, FlagLike> => ({...c.baseFlags, ...c.flags})
 
