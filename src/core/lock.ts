@@ -7,10 +7,39 @@ import {airlockRunning} from './process.js'
 /**
  * An exclusive lock held as a file created with O_EXCL, holding the holder's pid and command:
  * around a read-modify-write of a shared file. A lock left by a process that is no longer running
- * is taken over; one held by a live process is refused at once, naming who holds it.
+ * is taken over; one held by a live process is waited for up to `waitMs` (checked every 50 ms),
+ * then refused, naming who holds it.
  */
-export async function withFileLock<T>(lockPath: string, what: string, fn: () => Promise<T>): Promise<T> {
-  await acquire(lockPath, what)
+export async function withFileLock<T>(lockPath: string, what: string, fn: () => Promise<T>, opts: {waitMs?: number} = {}): Promise<T> {
+  // Callers in this process queue here first: the lock file says only which process holds it.
+  const previous = queued.get(lockPath) ?? Promise.resolve()
+  let release!: () => void
+  const mine = new Promise<void>((resolve) => { release = resolve })
+  const tail = previous.then(() => mine)
+  queued.set(lockPath, tail)
+  try {
+    await previous
+    return await underFileLock(lockPath, what, fn, opts.waitMs ?? 0)
+  } finally {
+    release()
+    if (queued.get(lockPath) === tail) queued.delete(lockPath)
+  }
+}
+
+/** The lock files this process holds or waits for, each with the end of its queue. */
+const queued = new Map<string, Promise<void>>()
+
+async function underFileLock<T>(lockPath: string, what: string, fn: () => Promise<T>, waitMs: number): Promise<T> {
+  const until = Date.now() + waitMs
+  for (;;) {
+    try {
+      await acquire(lockPath, what)
+      break
+    } catch (error) {
+      if (!(error instanceof AirlockError && error.code === 'fs.locked') || Date.now() >= until) throw error
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
   try {
     return await fn()
   } finally {

@@ -16,6 +16,10 @@ import path from 'node:path'
 
 import {AirlockError, VerifyError} from '../core/errors.js'
 import {fsError} from '../core/fs-errors.js'
+import {withFileLock} from '../core/lock.js'
+
+/** How long an install waits for another one to finish writing the state file. */
+const LOCK_WAIT_MS = 30_000
 
 export interface InstalledRecord {
   name: string
@@ -140,16 +144,19 @@ export function checkDowngrade(state: InstallState, bundle: {name: string; versi
 export async function recordInstall(file: string, rec: InstalledRecord): Promise<void> {
   try {
     await mkdir(path.dirname(file), {recursive: true})
-    const state = await readState(file).catch((): InstallState => ({version: 1, bundles: {}}))
-    state.bundles[stateKey(rec.name, rec.target)] = rec
-    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-    try {
-      await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', {mode: 0o644})
-      await rename(tmp, file)
-    } catch (error) {
-      await rm(tmp, {force: true})
-      throw error
-    }
+    // Two installs at once must not lose each other's record: read, change and write under a lock.
+    await withFileLock(`${file}.lock`, `install state file ${file}`, async () => {
+      const state = await readState(file).catch((): InstallState => ({version: 1, bundles: {}}))
+      state.bundles[stateKey(rec.name, rec.target)] = rec
+      const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+      try {
+        await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', {mode: 0o644})
+        await rename(tmp, file)
+      } catch (error) {
+        await rm(tmp, {force: true})
+        throw error
+      }
+    }, {waitMs: LOCK_WAIT_MS})
   } catch (error) {
     throw fsError(error, `install state file ${file}`)
   }

@@ -2,6 +2,7 @@ import {lstat, mkdir, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {AirlockError} from '../../core/errors.js'
+import {withFileLock} from '../../core/lock.js'
 import {Descriptor, hexOf, ImageIndex, MediaType} from '../../core/model.js'
 import type {Destination, DestinationContext, InstalledImage} from '../types.js'
 import {blobsOf} from '../docker-archive/tarstream.js'
@@ -120,7 +121,14 @@ class OciLayout {
     this.ctx.progress.advance(size)
   }
 
+  /** index.json is read, merged and written under a lock: two installs into one layout keep both their images. */
   async commit(): Promise<void> {
+    await syncDir(this.blobsDir)
+    await withFileLock(path.join(this.dir, '.airlock-index.lock'), `the OCI layout ${this.dir}`, () => this.mergeIndex(), {waitMs: 30_000})
+    for (const img of this.images) this.ctx.progress.note(`  installed ${img.name} → oci:${this.dir}`)
+  }
+
+  private async mergeIndex(): Promise<void> {
     const index = await this.readIndex()
     const mine = new Set(this.images.map((i) => i.name))
     const kept = index.manifests.filter((d) => !mine.has(d.annotations?.[NAME_ANNOTATION] ?? ''))
@@ -131,11 +139,9 @@ class OciLayout {
       annotations: {'io.containerd.image.name': img.name, [NAME_ANNOTATION]: img.name},
     }))
     const out = {...index, schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: [...kept, ...fresh]}
-    await syncDir(this.blobsDir)
     await writeFileAtomic(this.layoutFile, OCI_LAYOUT_CONTENT)
     await writeFileAtomic(this.indexFile, stableJson(out))
     await syncDir(this.dir)
-    for (const img of this.images) this.ctx.progress.note(`  installed ${img.name} → oci:${this.dir}`)
   }
 
   async abort(): Promise<void> {
