@@ -218,6 +218,7 @@ export const ERROR_CODES = [
   'spec.unreadable',
   // state
   'state.corrupt',
+  'state.link',
   'state.unreadable',
   // verify
   'verify.hash_worker',

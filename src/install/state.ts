@@ -10,7 +10,8 @@
  * ~/.local/state/airlock/installed.json (the install command passes its environment to defaultStateFile). Written atomically (temp file + rename).
  */
 import {randomBytes} from 'node:crypto'
-import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
+import {constants} from 'node:fs'
+import {lstat, mkdir, open, rename, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -100,10 +101,18 @@ export function compareVersions(a: string, b: string): number {
 export async function readState(file: string): Promise<InstallState> {
   let text: string
   try {
-    text = await readFile(file, 'utf8')
+    // Never through a link: the record would be read from, then renamed over, a file airlock did not make.
+    const fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW)
+    try {
+      text = await fh.readFile('utf8')
+    } finally {
+      await fh.close()
+    }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {version: 1, bundles: {}}
-    throw new AirlockError('state.unreadable', `cannot read the install state file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return {version: 1, bundles: {}}
+    if (code === 'ELOOP') throw new AirlockError('state.link', `the install state file ${file} is a symbolic link; airlock does not read or write through links it did not make`)
+    throw new AirlockError('state.unreadable', `cannot read the install state file ${file}: ${code ?? String(error)}`)
   }
   let j: unknown
   try {
@@ -116,6 +125,19 @@ export async function readState(file: string): Promise<InstallState> {
     throw new AirlockError('state.corrupt', `the install state file ${file} has an unknown format`)
   }
   return s as InstallState
+}
+
+/**
+ * The state file's folder, made if missing; the folders made here are checked to be real folders
+ * afterwards (a link put in their place meanwhile is refused). Existing ones are the user's.
+ */
+async function makeStateDir(dir: string): Promise<void> {
+  const first = await mkdir(dir, {recursive: true})
+  if (first === undefined) return
+  for (let d = dir; d.length >= first.length; d = path.dirname(d)) {
+    if ((await lstat(d)).isSymbolicLink()) throw new AirlockError('state.link', `${d} is a symbolic link; airlock does not write through links it did not make`)
+    if (d === first) break
+  }
 }
 
 /**
@@ -143,14 +165,17 @@ export function checkDowngrade(state: InstallState, bundle: {name: string; versi
 /** Record a successful install (read-modify-write, atomic replace). */
 export async function recordInstall(file: string, rec: InstalledRecord): Promise<void> {
   try {
-    await mkdir(path.dirname(file), {recursive: true})
+    await makeStateDir(path.dirname(file))
     // Two installs at once must not lose each other's record: read, change and write under a lock.
     await withFileLock(`${file}.lock`, `install state file ${file}`, async () => {
-      const state = await readState(file).catch((): InstallState => ({version: 1, bundles: {}}))
+      const state = await readState(file).catch((error: unknown): InstallState => {
+        if (error instanceof AirlockError && error.code === 'state.link') throw error
+        return {version: 1, bundles: {}}
+      })
       state.bundles[stateKey(rec.name, rec.target)] = rec
       const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
       try {
-        await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', {mode: 0o644})
+        await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', {mode: 0o644, flag: 'wx'})
         await rename(tmp, file)
       } catch (error) {
         await rm(tmp, {force: true})

@@ -3,7 +3,7 @@
  * recording an install, refusing a downgrade. The CLI side is test/integration/rollback.test.ts.
  */
 import assert from 'node:assert/strict'
-import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -108,5 +108,19 @@ describe('install state: read, record, refuse a downgrade', () => {
     assert.equal(defaultStateFile({AIRLOCK_STATE_FILE: 'rel/state.json', XDG_STATE_HOME: '/x'}), path.resolve('rel/state.json'))
     assert.equal(defaultStateFile({XDG_STATE_HOME: '/x'}), '/x/airlock/installed.json')
     assert.equal(defaultStateFile({AIRLOCK_STATE_FILE: '', XDG_STATE_HOME: ''}), path.join(os.homedir(), '.local', 'state', 'airlock', 'installed.json'))
+  })
+})
+
+describe('install state file and links', () => {
+  it('a state file that is a symbolic link is refused (not read, not renamed over), and its content is never quoted', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-state-link-'))
+    const elsewhere = path.join(dir, 'shadow')
+    await writeFile(elsewhere, 'root:$6$not-for-your-eyes:19000::::::\n')
+    const file = path.join(dir, 'installed.json')
+    await symlink(elsewhere, file)
+    for (const attempt of [() => readState(file), () => recordInstall(file, record())]) {
+      await assert.rejects(attempt(), (e: unknown) => e instanceof AirlockError && e.code === 'state.link' && !e.message.includes('not-for-your-eyes'))
+    }
+    assert.equal(await readFile(elsewhere, 'utf8'), 'root:$6$not-for-your-eyes:19000::::::\n')
   })
 })
