@@ -406,11 +406,20 @@ async function main() {
 
 const saveTarSizes = new Map<string, number>()
 
+/** The baseline checkout named by its commit (no machine path in the page), else its folder name. */
+function baselineLabel(dir: string): string {
+  try {
+    return `commit ${execFileSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], {encoding: 'utf8'}).trim()}`
+  } catch {
+    return path.basename(dir)
+  }
+}
+
 /** BENCH_BASELINE: this build against the baseline build, each ratio with the reference's ratio for both. */
 function baselineSection(out: string[], r: Result): void {
   if (!BASELINE_JS) return
   out.push('', '## Against the baseline build', '',
-    `\`BENCH_BASELINE\` (${path.dirname(path.dirname(BASELINE_JS))}): the same airlock measurements with that build, run in turn with this one and the reference in the same rounds. ` +
+    `\`BENCH_BASELINE\` (${baselineLabel(path.dirname(path.dirname(BASELINE_JS)))}): the same airlock measurements with that build, run in turn with this one and the reference in the same rounds. ` +
     'A ratio within ±5% of 1.00 is within noise.', '',
     '| operation | this build | baseline | this / baseline | ratio to reference, this build | baseline |', '| --- | ---: | ---: | ---: | ---: | ---: |')
   const rows: [string, Measured, Measured | undefined, Measured | undefined][] = [
