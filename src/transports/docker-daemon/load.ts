@@ -43,6 +43,8 @@ export class DockerLoad {
   private early?: AirlockError
   private finishing = false
   private aborted = false
+  /** What each selected image's name (its image ID for a digest-only one) held before this load: undefined for nothing. */
+  private readonly before = new Map<string, string | undefined>()
 
   constructor(private readonly engine: DockerEngine, private readonly ctx: DestinationContext, private readonly canInflate: boolean) {}
 
@@ -72,6 +74,7 @@ export class DockerLoad {
     this.head = head
     this.selectedBlobs = blobsOf(this.images)
     this.layers = new Set(this.images.flatMap((img) => dockerManifestOf(img).layers))
+    for (const img of this.images) this.before.set(lookupOf(img), await this.imageId(lookupOf(img)))
     if (this.canInflate) this.archive = await MultiFile.open(this.ctx.parts!).catch(() => undefined)
     const req = this.openRequest()
     // The tar goes straight into the request: a chunk is handed back to the reader once it is
@@ -128,7 +131,21 @@ export class DockerLoad {
     this.ctx.progress.advance(size)
   }
 
+  /**
+   * dockerd loads the images of one body one after the other: when image 2 fails, image 1 is
+   * already there. The load is then undone: every image this load added goes again, and a name
+   * it moved points back to what it held before.
+   */
   async commit(): Promise<void> {
+    try {
+      await this.finish()
+    } catch (error) {
+      if (this.finishing) await this.rollback()
+      throw error
+    }
+  }
+
+  private async finish(): Promise<void> {
     if (this.early) throw this.early
     this.finishing = true
     await this.archive?.close()
@@ -155,11 +172,34 @@ export class DockerLoad {
     await Promise.race([this.reply?.catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())])
   }
 
+  /** The image ID `ref` names in dockerd, undefined when none (or when dockerd does not say). */
+  private async imageId(ref: string): Promise<string | undefined> {
+    const r = await this.engine.request('GET', `/images/${ref}/json`).catch(() => undefined)
+    return r?.status === 200 ? (JSON.parse(r.body.toString('utf8')) as {Id?: string}).Id : undefined
+  }
+
+  private async rollback(): Promise<void> {
+    for (const img of this.images) {
+      const ref = lookupOf(img)
+      const was = this.before.get(ref)
+      const now = await this.imageId(ref)
+      if (now === undefined || now === was) continue
+      const tag = dockerRepoTags(img.name)[0]
+      if (was !== undefined && tag) {
+        const colon = tag.lastIndexOf(':')
+        await this.engine.request('POST', `/images/${was}/tag?repo=${encodeURIComponent(tag.slice(0, colon))}&tag=${encodeURIComponent(tag.slice(colon + 1))}`).catch(() => undefined)
+      }
+      // dockerd refuses to delete an image something else still uses: it then stays, as it should.
+      const r = await this.engine.request('DELETE', `/images/${was === undefined ? ref : now}`).catch(() => undefined)
+      if (r?.status === 200) this.ctx.progress.note(`  removed ${img.name} again: the load did not complete`)
+    }
+  }
+
   async confirm(): Promise<InstalledImage[]> {
     const out: InstalledImage[] = []
     for (const img of this.images) {
       const config = configOf(img)
-      const lookup = dockerRepoTags(img.name)[0] ?? config
+      const lookup = lookupOf(img)
       const r = await this.engine.request('GET', `/images/${lookup}/json`)
       if (r.status !== 200) throw new AirlockError('install.confirm_failed', `${this.engine.where}: ${lookup} (${img.name}) is not there after loading: ${errorMessage(r)}`)
       const id = (JSON.parse(r.body.toString('utf8')) as {Id?: string}).Id
@@ -168,6 +208,11 @@ export class DockerLoad {
     }
     return out
   }
+}
+
+/** How an image is found in dockerd: its tag, or for a digest-only name its image ID (the config digest). */
+function lookupOf(img: ImageRecord): string {
+  return dockerRepoTags(img.name)[0] ?? configOf(img)
 }
 
 function configOf(img: ImageRecord): string {

@@ -40,6 +40,38 @@ function configsOf(img: ImageRecord): string[] {
   return [...new Set([first, ...img.manifests.map((m) => m.config)].filter((d): d is string => Boolean(d)))]
 }
 
+/** How an image is found in podman: its tag, or for a digest-only name its image ID. */
+function lookupOf(img: ImageRecord): string {
+  return dockerRepoTags(img.name)[0] ?? configsOf(img)[0].slice(7)
+}
+
+/** The image ID `ref` names in podman's store, undefined when none. */
+async function imageId(bin: string, ref: string): Promise<string | undefined> {
+  try {
+    return (await run(bin, ['image', 'inspect', '--format', '{{.Id}}', ref], {code: CODE, tool: 'podman', what: 'podman image inspect'})).trim() || undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * podman loads the images of one archive one after the other: when image 2 fails, image 1 is
+ * there. Undo that: every image the load added goes again, a name it moved points back.
+ */
+async function rollback(bin: string, images: ImageRecord[], before: Map<string, string | undefined>, ctx: DestinationContext): Promise<void> {
+  for (const img of images) {
+    const ref = lookupOf(img)
+    const was = before.get(ref)
+    const now = await imageId(bin, ref)
+    if (now === undefined || now === was) continue
+    const opts = {code: CODE, tool: 'podman', what: `undoing the load of ${img.name}`} as const
+    if (was !== undefined && dockerRepoTags(img.name)[0]) await run(bin, ['tag', was, ref], opts).catch(() => undefined)
+    // podman refuses to remove an image something else still uses: it then stays, as it should.
+    const removed = await run(bin, ['rmi', was === undefined ? ref : now], opts).then(() => true, () => false)
+    if (removed) ctx.progress.note(`  removed ${img.name} again: the load did not complete`)
+  }
+}
+
 export async function podmanDestination(ctx: DestinationContext & PodmanOptions): Promise<Destination> {
   const bin = ctx.podman ?? 'podman'
   // Fail before the archive is read when podman is missing or its storage is unusable.
@@ -49,6 +81,7 @@ export async function podmanDestination(ctx: DestinationContext & PodmanOptions)
   let loader: ProcessLoader | undefined
   let tmp: string | undefined
   let loaded = ''
+  const before = new Map<string, string | undefined>()
 
   const cleanup = async () => {
     if (tmp) await rm(tmp, {recursive: true, force: true}).catch(() => {})
@@ -59,6 +92,7 @@ export async function podmanDestination(ctx: DestinationContext & PodmanOptions)
     kind: 'podman',
     async begin(head: VerifiedHead) {
       images = ctx.selected(head)
+      for (const img of images) before.set(lookupOf(img), await imageId(bin, lookupOf(img)))
       const base = ctx.tmpDir ?? process.env.TMPDIR ?? '/var/tmp'
       tmp = await mkdtemp(path.join(base, 'airlock-podman-'))
       loader = new ProcessLoader({
@@ -77,6 +111,9 @@ export async function podmanDestination(ctx: DestinationContext & PodmanOptions)
       try {
         const r = await loader!.finish()
         loaded = r.stdout
+      } catch (error) {
+        await rollback(bin, images, before, ctx)
+        throw error
       } finally {
         await cleanup()
       }
