@@ -1,4 +1,5 @@
-import {AirlockError} from '../core/errors.js'
+import {AirlockError, InputError} from '../core/errors.js'
+import {withFileLock} from '../core/lock.js'
 import {fsError} from '../core/fs-errors.js'
 import {formatBytes, Progress} from '../core/progress.js'
 import {resolveExpiry} from '../spec/load.js'
@@ -37,12 +38,26 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   const resolution = await resolveStep(run)
   const ctx = await layoutContext(run)
   checkSomethingFetched(run, resolution.images, resolution.failed)
+  // One create per output at a time: the check of the journal's pid alone leaves a window.
+  try {
+    return await withFileLock(`${run.output}.partial.lock`, `the archive ${run.output}`, () => fillAndCommit(run, resolution, ctx))
+  } catch (error) {
+    if (error instanceof AirlockError && error.code === 'fs.locked') throw new InputError('create.busy', error.message)
+    throw fsError(error, `archive ${run.output}`)
+  }
+}
 
+/** Plan, fill and commit the archive of `resolution` (under the output's lock). */
+async function fillAndCommit(run: CreateRun, resolution: Resolution, ctx: LayoutContext): Promise<CreateResult> {
   let layout = await planLayout(resolution.images, ctx)
   const partial = await openForLayout(run, layout)
   let committed = false
+  // A pull that failed on the network leaves the partial archive and its journal for the next run
+  // to resume, as a kill does; wrong bytes from a source or a full disk do not.
+  let resumable = false
   try {
     const first = await fill(run, partial, layout, resolution.images, true)
+    resumable = first.failed.size > 0 && first.networkOnly
     const kept = await dropFailedImages(run, resolution, first)
     if (kept.images.length < resolution.images.length) {
       // The archive without the dropped images has another layout: move the blobs it keeps over.
@@ -58,7 +73,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     throw fsError(error, `archive ${run.output}`)
   } finally {
     await partial.resumed?.release()
-    if (!committed) {
+    if (!committed && resumable) {
+      await partial.file.close()
+      run.progress.note(`kept ${run.output}.partial: run the same create again to resume where it stopped`)
+    } else if (!committed) {
       await partial.file.discard()
       await partial.journal?.remove()
     }

@@ -1,6 +1,6 @@
 import pLimit from 'p-limit'
 
-import {AirlockError} from '../core/errors.js'
+import {AirlockError, VerifyError} from '../core/errors.js'
 import type {Progress} from '../core/progress.js'
 import type {BlobOrigin, BlobSource, SourceChain} from '../copy/source.js'
 import {imageBlobs, ResolvedImage} from '../resolve/resolve.js'
@@ -34,6 +34,11 @@ export interface FillResult {
   tally: OriginTally
   /** digest → why it could not be pulled. */
   failed: Map<string, string>
+  /**
+   * Every failure was the network's (a registry unreachable or answering with errors), none a
+   * source sending wrong bytes nor a local disk problem: the run can be resumed as it stands.
+   */
+  networkOnly: boolean
 }
 
 /**
@@ -43,7 +48,7 @@ export interface FillResult {
  */
 export async function fillArchive(run: FillRun): Promise<FillResult> {
   const limit = pLimit(Math.max(1, run.jobs))
-  const result: FillResult = {filled: new Map(), tally: {resumed: 0, memory: 0, cache: 0, registry: 0}, failed: new Map()}
+  const result: FillResult = {filled: new Map(), tally: {resumed: 0, memory: 0, cache: 0, registry: 0}, failed: new Map(), networkOnly: true}
   const record = async (b: PlannedBlob, source: BlobSource) => {
     // Blobs from memory are written again from memory by a rerun: the journal lists only the others.
     if (source.origin !== 'memory' && !run.journaled.has(b.digest)) await run.journal.done(b.digest, b.size, b.dataOffset)
@@ -66,6 +71,7 @@ export async function fillArchive(run: FillRun): Promise<FillResult> {
     } catch (error) {
       if (!(error instanceof AirlockError)) throw error
       result.failed.set(b.digest, error.message)
+      if (error instanceof VerifyError || !/^(registry|create)\./.test(error.code)) result.networkOnly = false
       if (!run.keepGoing) return 'stop'
     }
   })

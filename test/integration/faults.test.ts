@@ -185,7 +185,7 @@ describe('network faults (fault-injecting proxy in front of the real testbed reg
     assert.ok(Date.now() - t0 < 10_000)
   })
 
-  it('a blob that cannot be pulled while others wait in the queue (-j 1): create fails with its error, it does not hang', async () => {
+  it('a blob that cannot be pulled while others wait in the queue (-j 1): create fails with its error, it does not hang; the next run resumes', async () => {
     // The first layer in archive (digest) order, so that the other blobs are still queued when it fails.
     const first = (['app-a', 'app-b', 'app-c'] as const).flatMap((n) => tb.images[n].manifests[0].layers).sort()[0]
     src.rules = [times(Infinity, new RegExp(first), {kind: 'status', status: 503})]
@@ -196,7 +196,30 @@ describe('network faults (fault-injecting proxy in front of the real testbed reg
       (e: AirlockError) => e.code === 'create.pull_failed' && e.details.join('\n').includes(`blob ${first}: `) && /HTTP 503/.test(e.details.join('\n')),
     )
     assert.ok(Date.now() - t0 < 30_000)
-    assert.ok(!existsSync(out) && !existsSync(`${out}.partial`))
+    // A network failure leaves the partial archive and its journal, as a kill does: the next run resumes.
+    assert.ok(!existsSync(out) && existsSync(`${out}.partial`) && existsSync(`${out}.partial.journal`))
+    src.rules = []
+    const again = await createBundle({specFile: await spec('faults-queued', [`${src.host}/testbed/app-b:1`, `${src.host}/testbed/app-a:1`, `${src.host}/testbed/app-c:1`]), output: out, unsigned: true, jobs: 1, ...FAST})
+    assert.ok(existsSync(out) && !existsSync(`${out}.partial`) && !existsSync(`${out}.partial.journal`))
+    assert.equal(again.images.length, 3)
+  })
+
+  it('a create that failed on the network resumes on the next run: the blobs it had pulled are not pulled again', async () => {
+    // The last layer in archive order fails for good; with -j 1 every other blob is in place by then.
+    const layers = (['app-a', 'app-b', 'app-c'] as const).flatMap((n) => tb.images[n].manifests[0].layers).sort()
+    const last = layers[layers.length - 1]
+    src.rules = [times(Infinity, new RegExp(last), {kind: 'status', status: 503})]
+    const out = path.join(dir, 'resume-net.tar')
+    const specFile = await spec('faults-resume', [`${src.host}/testbed/app-a:1`, `${src.host}/testbed/app-b:1`, `${src.host}/testbed/app-c:1`])
+    await assert.rejects(createBundle({specFile, output: out, unsigned: true, jobs: 1, ...FAST}), (e: AirlockError) => e.code === 'create.pull_failed')
+    assert.ok(existsSync(`${out}.partial`) && existsSync(`${out}.partial.journal`))
+    src.rules = []
+    src.log.length = 0
+    const again = await createBundle({specFile, output: out, unsigned: true, jobs: 1, ...FAST})
+    assert.ok(again.bytesResumed > 0, 'nothing was resumed')
+    for (const d of layers.filter((l) => l !== last)) assert.equal(src.count('GET', new RegExp(`blobs/${d}`)), 0, `${d} pulled again`)
+    assert.equal(src.count('GET', new RegExp(`blobs/${last}`)), 1)
+    assert.ok(existsSync(out) && !existsSync(`${out}.partial`))
   })
 
   it('create --keep-going writes the images it could fetch and lists the failed ones (exit 0, --json failed)', async () => {
