@@ -28,6 +28,7 @@ for (const engine of ['docker', 'podman'] as const) describe(`install --to ${eng
   const stamp = Date.now().toString(36)
   const good = `rollback.test/${engine}-good-${stamp}:1`
   const bad = `rollback.test/${engine}-bad-${stamp}:1`
+  const third = `rollback.test/${engine}-third-${stamp}:1`
 
   const imageId = async (ref: string) => {
     try {
@@ -36,12 +37,13 @@ for (const engine of ['docker', 'podman'] as const) describe(`install --to ${eng
       return undefined
     }
   }
-  /** Two images; the second's config names a diff_id its layer does not have, so dockerd refuses it after loading the first. */
+  /** Three images; the second's config names a diff_id its layer does not have, so the engine refuses it after loading the first. */
   const archiveOf = async (name: string, firstLayer: Buffer) => {
     const file = path.join(dir, `${name}.tar`)
     await syntheticArchive(path.join(dir, `blobs-${name}`), file, [
       {name: good, layers: [firstLayer]},
       {name: bad, layers: [randomLayer(4096)], diffIds: [`sha256:${'0'.repeat(64)}`]},
+      {name: third, layers: [tarOf(`third ${name}`)]},
     ], {key})
     return file
   }
@@ -56,19 +58,18 @@ for (const engine of ['docker', 'podman'] as const) describe(`install --to ${eng
     await writeFile(pub, pair.publicKey)
   })
   after(async () => {
-    await execFileP(engine, ['rmi', '-f', good, bad], {env: tb.processEnv}).catch(() => {})
+    await execFileP(engine, ['rmi', '-f', good, bad, third], {env: tb.processEnv}).catch(() => {})
     await rm(dir, {recursive: true, force: true})
   })
 
   const install = (archive: string) => installArchive({archive, keys: [pub], to: engine, dockerHost: tb.dockerHost, stateFile: path.join(dir, 'state.json')})
   const failed = (e: unknown) => e instanceof AirlockError && e.code === `install.${engine}_failed`
 
-  it('the first image, loaded before the second failed, is removed again', async () => {
-    assert.equal(await imageId(good), undefined, 'a clean start')
+  it('the second of three images fails: none of the three is left', async () => {
+    for (const ref of [good, bad, third]) assert.equal(await imageId(ref), undefined, `${ref}: a clean start`)
     const archive = await archiveOf('fresh', tarOf('hello'))
     await assert.rejects(install(archive), failed)
-    assert.equal(await imageId(good), undefined, 'the good image stays loaded')
-    assert.equal(await imageId(bad), undefined)
+    for (const ref of [good, bad, third]) assert.equal(await imageId(ref), undefined, `${ref} is left in ${engine}`)
   })
 
   it('a name that held another image before holds it again', async () => {

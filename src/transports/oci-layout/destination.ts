@@ -8,7 +8,7 @@ import type {Destination, DestinationContext, InstalledImage} from '../types.js'
 import {blobsOf} from '../docker-archive/tarstream.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {ImageRecord, OCI_LAYOUT_CONTENT, stableJson} from '../archive/metadata.js'
-import {lstatNoLink, readSmallNoFollow, syncDir, writeFileAtomic} from './files.js'
+import {lstatNoLink, readSmallNoFollow, removeStaleTemps, syncDir, writeFileAtomic} from './files.js'
 
 const NAME_ANNOTATION = 'org.opencontainers.image.ref.name'
 
@@ -110,6 +110,7 @@ class OciLayout {
       await this.readIndex() // fail early on a broken index, before any blob is written
     }
     await this.ensureBlobDirs()
+    await Promise.all([removeStaleTemps(this.dir), removeStaleTemps(this.blobsDir)])
   }
 
   async blob(digest: string, size: number, data: AsyncIterable<Buffer>): Promise<void> {

@@ -1,10 +1,11 @@
 import {randomBytes} from 'node:crypto'
 import {constants} from 'node:fs'
-import {lstat, open, rename, rm} from 'node:fs/promises'
+import {lstat, open, readdir, rename, rm} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 import path from 'node:path'
 
 import {AirlockError} from '../../core/errors.js'
+import {airlockRunning} from '../../core/process.js'
 
 /**
  * File access under an OCI layout directory that airlock merges into but did not make: nothing
@@ -57,6 +58,17 @@ export async function readSmallNoFollow(p: string, max: number): Promise<Buffer 
   } finally {
     await fh.close()
   }
+}
+
+const TEMP_NAME = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.airlock-partial$/
+
+/** Temporary files in `dir` left by airlock processes that are no longer running (a kill -9): removed. */
+export async function removeStaleTemps(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[])
+  await Promise.all(names.map(async (n) => {
+    const m = TEMP_NAME.exec(n)
+    if (m && !airlockRunning(Number(m[2]))) await rm(path.join(dir, n), {force: true})
+  }))
 }
 
 /** A temporary name beside `final` that no other process (or earlier run) uses. */

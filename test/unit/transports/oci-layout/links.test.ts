@@ -13,6 +13,7 @@ import * as openpgp from 'openpgp'
 
 import {AirlockError} from '../../../../src/core/errors.js'
 import {installArchive} from '../../../../src/install/install.js'
+import {removeStaleTemps} from '../../../../src/transports/oci-layout/files.js'
 import {randomLayer, syntheticArchive} from '../../../helpers/archive.js'
 
 const SECRET = 'root:$6$not-for-your-eyes:19000:0:99999:7:::\n'
@@ -95,5 +96,17 @@ describe('install --to oci: and symbolic links below DIR', () => {
     assert.equal(r.images.length, 1)
     assert.ok((await readdir(path.join(target, 'blobs', 'sha256'))).includes(blobHex))
     assert.deepEqual((await readdir(path.join(target, 'blobs', 'sha256'))).filter((n) => n.includes('partial')), [])
+  })
+})
+
+describe('temporary files of an oci: layout', () => {
+  test('those of a process that is gone are removed; those of a running one are left alone', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-oci-temps-'))
+    const dead = `.${'a'.repeat(64)}.${2 ** 22 + 4321}.0123abcd.airlock-partial`
+    const live = `.${'b'.repeat(64)}.${process.pid}.89abcdef.airlock-partial`
+    const other = 'not-ours.partial'
+    for (const n of [dead, live, other]) await writeFile(path.join(dir, n), 'x')
+    await removeStaleTemps(dir)
+    assert.deepEqual((await readdir(dir)).sort(), [live, other].sort())
   })
 })
