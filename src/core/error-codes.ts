@@ -220,6 +220,7 @@ export const ERROR_CODES = [
   'state.corrupt',
   'state.link',
   'state.unreadable',
+  'state.unwritable',
   // verify
   'verify.hash_worker',
   // yaml

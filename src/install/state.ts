@@ -183,6 +183,10 @@ export async function recordInstall(file: string, rec: InstalledRecord): Promise
       }
     }, {waitMs: LOCK_WAIT_MS})
   } catch (error) {
-    throw fsError(error, `install state file ${file}`)
+    const mapped = fsError(error, `install state file ${file}`)
+    const code = (mapped as NodeJS.ErrnoException).code
+    // Any other file-system error still names the operation and the path, never a raw `EEXIST: …`.
+    if (!(mapped instanceof AirlockError) && typeof code === 'string') throw new AirlockError('state.unwritable', `cannot write the install state file ${file}: ${code}`, {cause: error})
+    throw mapped
   }
 }

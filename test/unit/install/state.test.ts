@@ -124,3 +124,12 @@ describe('install state file and links', () => {
     assert.equal(await readFile(elsewhere, 'utf8'), 'root:$6$not-for-your-eyes:19000::::::\n')
   })
 })
+
+describe('install state file: file-system errors', () => {
+  it('a folder that cannot be made (a file stands in its place) is a clear error naming the file, not a raw EEXIST', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-state-eexist-'))
+    await writeFile(path.join(dir, 'blocker'), 'x')
+    const file = path.join(dir, 'blocker', 'installed.json')
+    await assert.rejects(recordInstall(file, record()), (e: unknown) => e instanceof AirlockError && e.code === 'state.unwritable' && e.message.includes(file) && /EEXIST|ENOTDIR/.test(e.message))
+  })
+})
