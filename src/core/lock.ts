@@ -1,5 +1,6 @@
 import {constants} from 'node:fs'
-import {open, readFile, rm} from 'node:fs/promises'
+import {randomBytes} from 'node:crypto'
+import {link, open, readFile, rm} from 'node:fs/promises'
 
 import {AirlockError} from './errors.js'
 import {airlockRunning} from './process.js'
@@ -47,19 +48,33 @@ async function underFileLock<T>(lockPath: string, what: string, fn: () => Promis
   }
 }
 
+/**
+ * Create the lock file with its content in one step: written under a name of our own, then
+ * hard-linked to `lockPath` (which fails if it exists). Created empty and then written, another
+ * process could read it in between, find no holder and take it over. False: it exists.
+ */
+async function createComplete(lockPath: string): Promise<boolean> {
+  const mine = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}`
+  const fh = await open(mine, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
+  try {
+    await fh.writeFile(`${JSON.stringify({pid: process.pid, command: process.argv.slice(2, 4).join(' ')})}\n`)
+  } finally {
+    await fh.close()
+  }
+  try {
+    await link(mine, lockPath)
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    return false
+  } finally {
+    await rm(mine, {force: true})
+  }
+}
+
 async function acquire(lockPath: string, what: string): Promise<void> {
   for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
-      try {
-        await fh.writeFile(`${JSON.stringify({pid: process.pid, command: process.argv.slice(2, 4).join(' ')})}\n`)
-      } finally {
-        await fh.close()
-      }
-      return
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-    }
+    if (await createComplete(lockPath)) return
     const holder: {pid?: number; command?: string} = await readFile(lockPath, 'utf8').then((t) => JSON.parse(t) as {pid?: number; command?: string}).catch(() => ({}))
     if (typeof holder.pid === 'number' && holder.pid !== process.pid && airlockRunning(holder.pid)) {
       throw new AirlockError('fs.locked', `${what} is in use by another airlock (pid ${holder.pid}${holder.command ? `, ${holder.command}` : ''}); try again when it has finished`)

@@ -22,7 +22,7 @@ export interface SyntheticImage {
 }
 
 /** Build a signed (or unsigned) archive of synthetic single-platform OCI images. */
-export async function syntheticArchive(dir: string, out: string, images: SyntheticImage[], opts: {key?: openpgp.PrivateKey; epoch?: number; expires?: string; partSize?: number} = {}): Promise<AirlockMetadata> {
+export async function syntheticArchive(dir: string, out: string, images: SyntheticImage[], opts: {key?: openpgp.PrivateKey; epoch?: number; expires?: string; partSize?: number; bundleName?: string} = {}): Promise<AirlockMetadata> {
   await mkdir(dir, {recursive: true})
   const blobs = new Map<string, BlobFile>()
   const put = async (data: Buffer) => {
@@ -57,7 +57,7 @@ export async function syntheticArchive(dir: string, out: string, images: Synthet
   const metadata: AirlockMetadata = {
     formatVersion: FORMAT_VERSION,
     tool: {name: 'airlock', version: 'test'},
-    bundle: {name: 'synthetic', version: '1.0.0', created: new Date((opts.epoch ?? 0) * 1000).toISOString(), ...(opts.expires ? {expires: opts.expires} : {})},
+    bundle: {name: opts.bundleName ?? 'synthetic', version: '1.0.0', created: new Date((opts.epoch ?? 0) * 1000).toISOString(), ...(opts.expires ? {expires: opts.expires} : {})},
     images: records,
     blobs: {count: all.length, bytes: all.reduce((a, b) => a + b.size, 0), referencedBytes: referenced},
     ...(opts.partSize ? {split: {partSize: opts.partSize}} : {}),

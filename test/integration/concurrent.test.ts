@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import {execFile, spawn} from 'node:child_process'
+import {existsSync} from 'node:fs'
 import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -17,6 +18,7 @@ import * as openpgp from 'openpgp'
 import {readArchive} from '../../src/transports/archive/reader.js'
 import {randomLayer, syntheticArchive} from '../helpers/archive.js'
 import {BIN} from '../helpers/cli.js'
+import {FaultProxy, times} from '../helpers/fault-proxy.js'
 import {Testbed, testbed} from '../helpers/testbed.js'
 
 const execFileP = promisify(execFile)
@@ -53,7 +55,7 @@ describe('concurrent airlock processes', () => {
     for (let i = 0; i < 8; i++) {
       const name = `concurrent.test/app-${i}:1`
       const file = path.join(dir, `b${i}.tar`)
-      const meta = await syntheticArchive(path.join(dir, `blobs-${i}`), file, [{name, layers: [...base, randomLayer(200_000 + i)]}], {key})
+      const meta = await syntheticArchive(path.join(dir, `blobs-${i}`), file, [{name, layers: [...base, randomLayer(200_000 + i)]}], {key, bundleName: `bundle-${i}`})
       bundles.push({file, name, digest: meta.images[0].digest})
     }
   })
@@ -80,8 +82,8 @@ describe('concurrent airlock processes', () => {
         const {stdout} = await execFileP('skopeo', ['inspect', `oci:${oci}:${b.name}`], {env: tb.processEnv})
         assert.equal((JSON.parse(stdout) as {Digest: string}).Digest, b.digest)
       }
-      const recorded = JSON.parse(await readFile(state, 'utf8')) as {bundles: Record<string, unknown>}
-      assert.equal(Object.keys(recorded.bundles).length, 1, 'one bundle name, one target: one record')
+      const recorded = JSON.parse(await readFile(state, 'utf8')) as {bundles: Record<string, {name: string}>}
+      assert.deepEqual(Object.values(recorded.bundles).map((r) => r.name).sort(), bundles.map((_, i) => `bundle-${i}`).sort(), 'every install recorded')
     }
   })
 
@@ -103,23 +105,44 @@ describe('concurrent airlock processes', () => {
     await checkLayout(oci, [{file: big, name: 'concurrent.test/big:1', digest: meta.images[0].digest}])
   })
 
-  it('4 creates sharing one --cache-dir all verify; 2 creates onto one -o: one refuses at once, the other verifies', async () => {
-    const spec = path.join(dir, 'bundle.yaml')
+  const specFor = async (file: string, host: string) => {
     const images = ['app-a', 'app-b', 'app-c'] as const
-    await writeFile(spec, ['apiVersion: airlock/v1', 'kind: Bundle', 'metadata: {name: conc, version: 1.0.0}', 'platforms: [linux/amd64]', 'images:',
-      ...images.map((n) => `  - ${tb.images[n].ref}`), 'registries:', `  ${tb.registries.open}: {insecure: true}`, ''].join('\n'))
+    await writeFile(file, ['apiVersion: airlock/v1', 'kind: Bundle', 'metadata: {name: conc, version: 1.0.0}', 'platforms: [linux/amd64]', 'images:',
+      ...images.map((n) => `  - ${host}/testbed/${n}:1`), 'registries:', `  ${host}: {insecure: true}`, ''].join('\n'))
+    return file
+  }
+
+  it('4 creates sharing one --cache-dir all verify', async () => {
+    const spec = await specFor(path.join(dir, 'bundle.yaml'), tb.registries.open)
     const cache = path.join(dir, 'cache')
     const creates = await Promise.all([0, 1, 2, 3].map((i) => cli(['create', spec, '--unsigned', '-o', path.join(dir, `c${i}.tar`), '--cache-dir', cache]).done))
     for (const [i, r] of creates.entries()) {
       assert.equal(r.code, 0, r.stderr)
       await readArchive([path.join(dir, `c${i}.tar`)], {trustedKeys: [], allowUnsigned: true})
     }
-    const out = path.join(dir, 'same.tar')
-    const same = await Promise.all([0, 1].map(() => cli(['create', spec, '--unsigned', '-o', out, '--json']).done))
-    const refused = same.filter((r) => r.code !== 0)
-    assert.equal(refused.length, 1, same.map((r) => r.stderr).join('\n'))
-    assert.equal(refused[0].code, 2)
-    assert.equal((JSON.parse(refused[0].stdout) as {error: {code: string}}).error.code, 'create.busy')
-    await readArchive([out], {trustedKeys: [], allowUnsigned: true})
+  })
+
+  it('2 creates onto one -o: the second refuses at once naming the first, whose archive then verifies', async () => {
+    // A layer of the first create pauses 3 s (layers are pulled only after the lock is taken), so that it is surely still writing.
+    const proxy = await FaultProxy.start(tb.registries.open)
+    try {
+      proxy.rules = [times(1, new RegExp(tb.images['app-a'].manifests[0].layers[0]), {kind: 'stall', afterBytes: 0, ms: 3000})]
+      const spec = await specFor(path.join(dir, 'slow.yaml'), proxy.host)
+      const out = path.join(dir, 'same.tar')
+      const first = cli(['create', spec, '--unsigned', '-o', out])
+      const lock = `${out}.partial.lock`
+      for (let i = 0; i < 200 && !existsSync(lock); i++) await new Promise((r) => setTimeout(r, 25))
+      assert.ok(existsSync(lock), 'the first create never took its lock')
+      const second = await cli(['create', spec, '--unsigned', '-o', out, '--json']).done
+      assert.equal(second.code, 2, second.stdout + second.stderr)
+      const err = (JSON.parse(second.stdout) as {error: {code: string; message: string}}).error
+      assert.equal(err.code, 'create.busy')
+      assert.match(err.message, new RegExp(`pid ${first.child.pid}`))
+      const done = await first.done
+      assert.equal(done.code, 0, done.stderr)
+      await readArchive([out], {trustedKeys: [], allowUnsigned: true})
+    } finally {
+      await proxy.close()
+    }
   })
 })
