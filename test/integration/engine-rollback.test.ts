@@ -15,6 +15,7 @@ import * as openpgp from 'openpgp'
 
 import {AirlockError} from '../../src/core/errors.js'
 import {installArchive} from '../../src/install/install.js'
+import {BLOCK, encodeHeader, paddingFor} from '../../src/transports/archive/tar.js'
 import {randomLayer, syntheticArchive} from '../helpers/archive.js'
 import {Testbed, testbed} from '../helpers/testbed.js'
 
@@ -87,20 +88,5 @@ for (const engine of ['docker', 'podman'] as const) describe(`install --to ${eng
 /** A one-file layer tar (uncompressed), so that its diff_id is its sha256. */
 function tarOf(text: string): Buffer {
   const data = Buffer.from(`${text}\n`)
-  const header = Buffer.alloc(512)
-  header.write('hello.txt', 0)
-  header.write('0000644\0', 100)
-  header.write('0000000\0', 108)
-  header.write('0000000\0', 116)
-  header.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124)
-  header.write('00000000000\0', 136)
-  header.write('        ', 148)
-  header.write('0', 156)
-  header.write('ustar\0', 257)
-  header.write('00', 263)
-  let sum = 0
-  for (const b of header) sum += b
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148)
-  const pad = Buffer.alloc((512 - (data.length % 512)) % 512)
-  return Buffer.concat([header, data, pad, Buffer.alloc(1024)])
+  return Buffer.concat([encodeHeader('hello.txt', data.length, 0), data, Buffer.alloc(paddingFor(data.length)), Buffer.alloc(2 * BLOCK)])
 }
