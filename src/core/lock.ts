@@ -1,6 +1,6 @@
 import {constants} from 'node:fs'
 import {randomBytes} from 'node:crypto'
-import {link, open, readFile, rm} from 'node:fs/promises'
+import {link, open, rename, rm, stat} from 'node:fs/promises'
 
 import {AirlockError} from './errors.js'
 import {airlockRunning} from './process.js'
@@ -73,13 +73,56 @@ async function createComplete(lockPath: string): Promise<boolean> {
 }
 
 async function acquire(lockPath: string, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 4; attempt++) {
     if (await createComplete(lockPath)) return
-    const holder: {pid?: number; command?: string} = await readFile(lockPath, 'utf8').then((t) => JSON.parse(t) as {pid?: number; command?: string}).catch(() => ({}))
-    if (typeof holder.pid === 'number' && holder.pid !== process.pid && airlockRunning(holder.pid)) {
-      throw new AirlockError('fs.locked', `${what} is in use by another airlock (pid ${holder.pid}${holder.command ? `, ${holder.command}` : ''}); try again when it has finished`)
+    const seen = await readHolder(lockPath)
+    if (seen === 'gone') continue // released meanwhile: try again (never remove a lock we did not read)
+    if (seen.pid !== undefined && seen.pid !== process.pid && airlockRunning(seen.pid)) {
+      throw new AirlockError('fs.locked', `${what} is in use by another airlock (pid ${seen.pid}${seen.command ? `, ${seen.command}` : ''}); try again when it has finished`)
     }
-    await rm(lockPath, {force: true}) // left by a process that is gone: take it over
+    await takeOver(lockPath, seen.ino)
   }
   throw new AirlockError('fs.locked', `${what} is in use by another airlock (lock ${lockPath})`)
+}
+
+type Holder = {pid?: number; command?: string; ino: number}
+
+/** Who holds the lock, and which file it is; 'gone' when it was released before it could be read. */
+async function readHolder(lockPath: string): Promise<Holder | 'gone'> {
+  let fh
+  try {
+    fh = await open(lockPath, constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'gone'
+    throw error
+  }
+  try {
+    const {ino} = await fh.stat()
+    const text = await fh.readFile('utf8')
+    try {
+      const j = JSON.parse(text) as {pid?: unknown; command?: unknown}
+      return {ino, ...(typeof j.pid === 'number' ? {pid: j.pid} : {}), ...(typeof j.command === 'string' ? {command: j.command} : {})}
+    } catch {
+      return {ino} // not ours to read: no live holder named in it
+    }
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * Remove the lock of a process that is gone: moved aside first, and removed only when it is still
+ * the very file that was read (another process may have taken over and locked anew meanwhile: its
+ * lock is put back).
+ */
+async function takeOver(lockPath: string, ino: number): Promise<void> {
+  const aside = `${lockPath}.stale.${process.pid}.${randomBytes(4).toString('hex')}`
+  try {
+    await rename(lockPath, aside)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw error
+  }
+  if ((await stat(aside)).ino !== ino) await link(aside, lockPath).catch(() => undefined)
+  await rm(aside, {force: true})
 }
