@@ -13,6 +13,7 @@ import {dockerManifestOf, dockerRepoTags, ImageRecord} from '../archive/metadata
 import {MultiFile} from '../../blob/multi-file.js'
 import {collectReply, DockerEngine, errorMessage, parseJsonStream, Reply} from './engine.js'
 import {inflatedSizeFor, probeGzip} from './inflate.js'
+import {type ImageStore, recordNames, type RecordedName, undoLoad} from '../undo-load.js'
 
 const CODE = 'install.docker_failed'
 
@@ -43,8 +44,8 @@ export class DockerLoad {
   private early?: AirlockError
   private finishing = false
   private aborted = false
-  /** What each selected image's name (its image ID for a digest-only one) held before this load: undefined for nothing. */
-  private readonly before = new Map<string, string | undefined>()
+  /** What each selected image's name (its image ID for a digest-only one) held before this load. */
+  private before: RecordedName[] = []
 
   constructor(private readonly engine: DockerEngine, private readonly ctx: DestinationContext, private readonly canInflate: boolean) {}
 
@@ -74,7 +75,7 @@ export class DockerLoad {
     this.head = head
     this.selectedBlobs = blobsOf(this.images)
     this.layers = new Set(this.images.flatMap((img) => dockerManifestOf(img).layers))
-    for (const img of this.images) this.before.set(lookupOf(img), await this.imageId(lookupOf(img)))
+    this.before = await recordNames(this.store, this.images, lookupOf)
     if (this.canInflate) this.archive = await MultiFile.open(this.ctx.parts!).catch(() => undefined)
     const req = this.openRequest()
     // The tar goes straight into the request: a chunk is handed back to the reader once it is
@@ -131,16 +132,12 @@ export class DockerLoad {
     this.ctx.progress.advance(size)
   }
 
-  /**
-   * dockerd loads the images of one body one after the other: when image 2 fails, image 1 is
-   * already there. The load is then undone: every image this load added goes again, and a name
-   * it moved points back to what it held before.
-   */
+  /** A load that fails after some images were loaded is undone (undo-load.ts). */
   async commit(): Promise<void> {
     try {
       await this.finish()
     } catch (error) {
-      if (this.finishing) await this.rollback()
+      if (this.finishing) await undoLoad(this.store, this.before, this.ctx.progress)
       throw error
     }
   }
@@ -172,27 +169,17 @@ export class DockerLoad {
     await Promise.race([this.reply?.catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())])
   }
 
-  /** The image ID `ref` names in dockerd, undefined when none (or when dockerd does not say). */
-  private async imageId(ref: string): Promise<string | undefined> {
-    const r = await this.engine.request('GET', `/images/${ref}/json`).catch(() => undefined)
-    return r?.status === 200 ? (JSON.parse(r.body.toString('utf8')) as {Id?: string}).Id : undefined
-  }
-
-  private async rollback(): Promise<void> {
-    for (const img of this.images) {
-      const ref = lookupOf(img)
-      const was = this.before.get(ref)
-      const now = await this.imageId(ref)
-      if (now === undefined || now === was) continue
-      const tag = dockerRepoTags(img.name)[0]
-      if (was !== undefined && tag) {
-        const colon = tag.lastIndexOf(':')
-        await this.engine.request('POST', `/images/${was}/tag?repo=${encodeURIComponent(tag.slice(0, colon))}&tag=${encodeURIComponent(tag.slice(colon + 1))}`).catch(() => undefined)
-      }
-      // dockerd refuses to delete an image something else still uses: it then stays, as it should.
-      const r = await this.engine.request('DELETE', `/images/${was === undefined ? ref : now}`).catch(() => undefined)
-      if (r?.status === 200) this.ctx.progress.note(`  removed ${img.name} again: the load did not complete`)
-    }
+  /** dockerd's image store, as undoing a load needs it. */
+  private readonly store: ImageStore = {
+    imageId: async (ref) => {
+      const r = await this.engine.request('GET', `/images/${ref}/json`).catch(() => undefined)
+      return r?.status === 200 ? (JSON.parse(r.body.toString('utf8')) as {Id?: string}).Id : undefined
+    },
+    tag: async (id, ref) => {
+      const colon = ref.lastIndexOf(':')
+      await this.engine.request('POST', `/images/${id}/tag?repo=${encodeURIComponent(ref.slice(0, colon))}&tag=${encodeURIComponent(ref.slice(colon + 1))}`)
+    },
+    remove: async (ref) => (await this.engine.request('DELETE', `/images/${ref}`)).status === 200,
   }
 
   async confirm(): Promise<InstalledImage[]> {

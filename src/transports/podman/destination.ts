@@ -24,6 +24,7 @@ import type {Destination, DestinationContext, InstalledImage} from '../types.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {dockerRepoTags, ImageRecord} from '../archive/metadata.js'
 import {ProcessLoader, run} from '../process-loader.js'
+import {type ImageStore, recordNames, type RecordedName, undoLoad} from '../undo-load.js'
 
 export interface PodmanOptions {
   /** podman executable (default `podman` on PATH; the install command passes AIRLOCK_PODMAN). */
@@ -45,30 +46,13 @@ function lookupOf(img: ImageRecord): string {
   return dockerRepoTags(img.name)[0] ?? configsOf(img)[0].slice(7)
 }
 
-/** The image ID `ref` names in podman's store, undefined when none. */
-async function imageId(bin: string, ref: string): Promise<string | undefined> {
-  try {
-    return (await run(bin, ['image', 'inspect', '--format', '{{.Id}}', ref], {code: CODE, tool: 'podman', what: 'podman image inspect'})).trim() || undefined
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * podman loads the images of one archive one after the other: when image 2 fails, image 1 is
- * there. Undo that: every image the load added goes again, a name it moved points back.
- */
-async function rollback(bin: string, images: ImageRecord[], before: Map<string, string | undefined>, ctx: DestinationContext): Promise<void> {
-  for (const img of images) {
-    const ref = lookupOf(img)
-    const was = before.get(ref)
-    const now = await imageId(bin, ref)
-    if (now === undefined || now === was) continue
-    const opts = {code: CODE, tool: 'podman', what: `undoing the load of ${img.name}`} as const
-    if (was !== undefined && dockerRepoTags(img.name)[0]) await run(bin, ['tag', was, ref], opts).catch(() => undefined)
-    // podman refuses to remove an image something else still uses: it then stays, as it should.
-    const removed = await run(bin, ['rmi', was === undefined ? ref : now], opts).then(() => true, () => false)
-    if (removed) ctx.progress.note(`  removed ${img.name} again: the load did not complete`)
+/** podman's image store, as undoing a load needs it. */
+function podmanStore(bin: string): ImageStore {
+  const opts = {code: CODE, tool: 'podman', what: 'undoing a podman load'} as const
+  return {
+    imageId: async (ref) => (await run(bin, ['image', 'inspect', '--format', '{{.Id}}', ref], opts).catch(() => '')).trim() || undefined,
+    tag: async (id, ref) => { await run(bin, ['tag', id, ref], opts) },
+    remove: (ref) => run(bin, ['rmi', ref], opts).then(() => true, () => false),
   }
 }
 
@@ -81,7 +65,8 @@ export async function podmanDestination(ctx: DestinationContext & PodmanOptions)
   let loader: ProcessLoader | undefined
   let tmp: string | undefined
   let loaded = ''
-  const before = new Map<string, string | undefined>()
+  const store = podmanStore(bin)
+  let before: RecordedName[] = []
 
   const cleanup = async () => {
     if (tmp) await rm(tmp, {recursive: true, force: true}).catch(() => {})
@@ -92,7 +77,7 @@ export async function podmanDestination(ctx: DestinationContext & PodmanOptions)
     kind: 'podman',
     async begin(head: VerifiedHead) {
       images = ctx.selected(head)
-      for (const img of images) before.set(lookupOf(img), await imageId(bin, lookupOf(img)))
+      before = await recordNames(store, images, lookupOf)
       const base = ctx.tmpDir ?? process.env.TMPDIR ?? '/var/tmp'
       tmp = await mkdtemp(path.join(base, 'airlock-podman-'))
       loader = new ProcessLoader({
@@ -112,7 +97,7 @@ export async function podmanDestination(ctx: DestinationContext & PodmanOptions)
         const r = await loader!.finish()
         loaded = r.stdout
       } catch (error) {
-        await rollback(bin, images, before, ctx)
+        await undoLoad(store, before, ctx.progress)
         throw error
       } finally {
         await cleanup()
