@@ -1,4 +1,3 @@
-import {randomBytes} from 'node:crypto'
 import {createWriteStream} from 'node:fs'
 import {mkdir, open, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
@@ -10,7 +9,7 @@ import {AirlockError} from '../core/errors.js'
 import {sha256Digest} from '../core/digest.js'
 import {fsError} from '../core/fs-errors.js'
 import {hexOf} from '../core/model.js'
-import {airlockRunning} from '../core/process.js'
+import {airlockRunning, processUniqueName} from '../core/process.js'
 
 /**
  * The conventional cache location: `$XDG_CACHE_HOME/airlock`, else `~/.cache/airlock`. The caller
@@ -85,7 +84,7 @@ export class BlobCache {
     } catch (error) {
       throw fsError(error, `blob cache ${this.dir}`)
     }
-    return path.join(dir, `${hexOf(digest)}.${process.pid}.${randomBytes(4).toString('hex')}`)
+    return path.join(dir, processUniqueName(hexOf(digest)))
   }
 
   /** `source` must be a stream that errors unless the bytes match digest and size. */

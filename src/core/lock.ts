@@ -1,9 +1,8 @@
 import {constants} from 'node:fs'
-import {randomBytes} from 'node:crypto'
 import {link, open, rename, rm, stat} from 'node:fs/promises'
 
 import {AirlockError} from './errors.js'
-import {airlockRunning} from './process.js'
+import {airlockRunning, processUniqueName} from './process.js'
 
 /**
  * An exclusive lock held as a file created with O_EXCL, holding the holder's pid and command:
@@ -54,7 +53,7 @@ async function underFileLock<T>(lockPath: string, what: string, fn: () => Promis
  * process could read it in between, find no holder and take it over. False: it exists.
  */
 async function createComplete(lockPath: string): Promise<boolean> {
-  const mine = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}`
+  const mine = processUniqueName(lockPath)
   const fh = await open(mine, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
   try {
     await fh.writeFile(`${JSON.stringify({pid: process.pid, command: process.argv.slice(2, 4).join(' ')})}\n`)
@@ -116,7 +115,7 @@ async function readHolder(lockPath: string): Promise<Holder | 'gone'> {
  * lock is put back).
  */
 async function takeOver(lockPath: string, ino: number): Promise<void> {
-  const aside = `${lockPath}.stale.${process.pid}.${randomBytes(4).toString('hex')}`
+  const aside = processUniqueName(`${lockPath}.stale`)
   try {
     await rename(lockPath, aside)
   } catch (error) {

@@ -9,7 +9,6 @@
  * File: --state-file, else $AIRLOCK_STATE_FILE, else $XDG_STATE_HOME/airlock/installed.json, else
  * ~/.local/state/airlock/installed.json (the install command passes its environment to defaultStateFile). Written atomically (temp file + rename).
  */
-import {randomBytes} from 'node:crypto'
 import {constants} from 'node:fs'
 import {lstat, mkdir, open, rename, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -18,6 +17,7 @@ import path from 'node:path'
 import {AirlockError, VerifyError} from '../core/errors.js'
 import {fsError} from '../core/fs-errors.js'
 import {withFileLock} from '../core/lock.js'
+import {processUniqueName} from '../core/process.js'
 
 /** How long an install waits for another one to finish writing the state file. */
 const LOCK_WAIT_MS = 30_000
@@ -173,7 +173,7 @@ export async function recordInstall(file: string, rec: InstalledRecord): Promise
         return {version: 1, bundles: {}}
       })
       state.bundles[stateKey(rec.name, rec.target)] = rec
-      const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+      const tmp = `${processUniqueName(file)}.tmp`
       try {
         await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', {mode: 0o644, flag: 'wx'})
         await rename(tmp, file)

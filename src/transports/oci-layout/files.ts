@@ -1,11 +1,10 @@
-import {randomBytes} from 'node:crypto'
 import {constants} from 'node:fs'
 import {lstat, open, readdir, rename, rm} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 import path from 'node:path'
 
 import {AirlockError} from '../../core/errors.js'
-import {airlockRunning} from '../../core/process.js'
+import {airlockRunning, processUniqueName} from '../../core/process.js'
 
 /**
  * File access under an OCI layout directory that airlock merges into but did not make: nothing
@@ -73,7 +72,7 @@ export async function removeStaleTemps(dir: string): Promise<void> {
 
 /** A temporary name beside `final` that no other process (or earlier run) uses. */
 export function tempNameFor(final: string): string {
-  return path.join(path.dirname(final), `.${path.basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}.airlock-partial`)
+  return path.join(path.dirname(final), `${processUniqueName(`.${path.basename(final)}`)}.airlock-partial`)
 }
 
 /**
