@@ -10,14 +10,14 @@
  * ~/.local/state/airlock/installed.json (the install command passes its environment to defaultStateFile). Written atomically (temp file + rename).
  */
 import {constants} from 'node:fs'
-import {lstat, mkdir, open, rename, rm, writeFile} from 'node:fs/promises'
+import {lstat, mkdir, open} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
 import {AirlockError, VerifyError} from '../core/errors.js'
 import {fsError} from '../core/fs-errors.js'
 import {withFileLock} from '../core/lock.js'
-import {processUniqueName} from '../core/process.js'
+import {writeFileAtomic} from '../core/fs.js'
 
 /** How long an install waits for another one to finish writing the state file. */
 const LOCK_WAIT_MS = 30_000
@@ -173,14 +173,7 @@ export async function recordInstall(file: string, rec: InstalledRecord): Promise
         return {version: 1, bundles: {}}
       })
       state.bundles[stateKey(rec.name, rec.target)] = rec
-      const tmp = `${processUniqueName(file)}.tmp`
-      try {
-        await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', {mode: 0o644, flag: 'wx'})
-        await rename(tmp, file)
-      } catch (error) {
-        await rm(tmp, {force: true})
-        throw error
-      }
+      await writeFileAtomic(file, Buffer.from(JSON.stringify(state, null, 2) + '\n'))
     }, {waitMs: LOCK_WAIT_MS})
   } catch (error) {
     const mapped = fsError(error, `install state file ${file}`)

@@ -8,7 +8,8 @@ import type {Destination, DestinationContext, InstalledImage} from '../types.js'
 import {blobsOf} from '../docker-archive/tarstream.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {ImageRecord, OCI_LAYOUT_CONTENT, stableJson} from '../archive/metadata.js'
-import {lstatNoLink, readSmallNoFollow, removeStaleTemps, syncDir, writeFileAtomic} from './files.js'
+import {syncDir, writeFileAtomic} from '../../core/fs.js'
+import {lstatNoLink, readSmallNoFollow, removeStaleTemps} from './files.js'
 
 const NAME_ANNOTATION = 'org.opencontainers.image.ref.name'
 

@@ -1,10 +1,10 @@
 import {constants} from 'node:fs'
-import {lstat, open, readdir, rename, rm} from 'node:fs/promises'
-import type {FileHandle} from 'node:fs/promises'
+import {lstat, open, readdir, rm} from 'node:fs/promises'
 import path from 'node:path'
 
 import {AirlockError} from '../../core/errors.js'
-import {airlockRunning, processUniqueName} from '../../core/process.js'
+import {TEMP_NAME} from '../../core/fs.js'
+import {airlockRunning} from '../../core/process.js'
 
 /**
  * File access under an OCI layout directory that airlock merges into but did not make: nothing
@@ -59,58 +59,11 @@ export async function readSmallNoFollow(p: string, max: number): Promise<Buffer 
   }
 }
 
-const TEMP_NAME = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.airlock-partial$/
-
 /** Temporary files in `dir` left by airlock processes that are no longer running (a kill -9): removed. */
 export async function removeStaleTemps(dir: string): Promise<void> {
   const names = await readdir(dir).catch(() => [] as string[])
   await Promise.all(names.map(async (n) => {
-    const m = TEMP_NAME.exec(n)
+    const m = TEMP_NAME.exec(n) // written by writeFileAtomic (core/fs.ts)
     if (m && !airlockRunning(Number(m[2]))) await rm(path.join(dir, n), {force: true})
   }))
-}
-
-/** A temporary name beside `final` that no other process (or earlier run) uses. */
-export function tempNameFor(final: string): string {
-  return path.join(path.dirname(final), `${processUniqueName(`.${path.basename(final)}`)}.airlock-partial`)
-}
-
-/**
- * Write `data` (bytes, or chunks as they arrive) to a fresh temporary file (O_EXCL: never an
- * existing file or a planted link), fsync it, and rename it over `final` (rename replaces a link
- * there instead of writing through it). On failure nothing is left behind.
- */
-export async function writeFileAtomic(final: string, data: Buffer | AsyncIterable<Buffer>): Promise<void> {
-  const tmp = tempNameFor(final)
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
-  try {
-    try {
-      if (Buffer.isBuffer(data)) {
-        await fh.writeFile(data)
-      } else {
-        for await (const chunk of data) await writeAll(fh, chunk)
-      }
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, final)
-  } catch (error) {
-    await rm(tmp, {force: true})
-    throw error
-  }
-}
-
-async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
-  for (let done = 0; done < chunk.length;) done += (await fh.write(chunk, done, chunk.length - done)).bytesWritten
-}
-
-/** fsync a directory, so that the renames into it survive a crash. */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY)
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
 }
