@@ -9,6 +9,13 @@ export const MediaType = {
   DOCKER_LIST: 'application/vnd.docker.distribution.manifest.list.v2+json',
   OCI_CONFIG: 'application/vnd.oci.image.config.v1+json',
   DOCKER_CONFIG: 'application/vnd.docker.container.image.v1+json',
+  /** OCI 1.1: the config of an artifact that has none, and the content of an empty blob ("{}"). */
+  OCI_EMPTY: 'application/vnd.oci.empty.v1+json',
+  HELM_CONFIG: 'application/vnd.cncf.helm.config.v1+json',
+  HELM_CHART: 'application/vnd.cncf.helm.chart.content.v1.tar+gzip',
+  COSIGN_SIMPLE_SIGNING: 'application/vnd.dev.cosign.simplesigning.v1+json',
+  IN_TOTO: 'application/vnd.in-toto+json',
+  DSSE_ENVELOPE: 'application/vnd.dsse.envelope.v1+json',
 } as const
 
 export const MANIFEST_MEDIA_TYPES: readonly string[] = [
@@ -44,20 +51,27 @@ export interface Descriptor {
   platform?: Platform
   annotations?: Record<string, string>
   urls?: string[]
+  artifactType?: string
 }
 
+/** An image manifest, or (OCI 1.1) an artifact manifest: same shape, `artifactType` and `subject` optional. */
 export interface ImageManifest {
   schemaVersion: 2
   mediaType?: string
+  artifactType?: string
   config: Descriptor
   layers: Descriptor[]
+  subject?: Descriptor
   annotations?: Record<string, string>
 }
 
+/** An index: its entries may be manifests or indexes (nested), to any depth. */
 export interface ImageIndex {
   schemaVersion: 2
   mediaType?: string
+  artifactType?: string
   manifests: Descriptor[]
+  subject?: Descriptor
   annotations?: Record<string, string>
 }
 

@@ -1,13 +1,17 @@
+import type {ContentKind} from '../../core/content.js'
 import {blobPath, Descriptor, MediaType} from '../../core/model.js'
 import {sha256Hex} from '../../core/digest.js'
 
 /**
  * The format this airlock writes. Version 2: the signature entry, when there is one, is a slot of
  * SIGNATURE_SLOT bytes (the armored signature, then newlines), so that another signature can be
- * added in place (`airlock sign`) without moving a byte of what follows. Version 1 is still read.
+ * added in place (`airlock sign`) without moving a byte of what follows. Version 3: an entry is a
+ * graph (nested indexes, attestations, signatures, artifacts: `indexes`, `kind`, `subject`), it may
+ * have nothing runnable (no `dockerManifest`), and a platform subset names what it left out
+ * (`omitted`). Versions 1 and 2 are still read.
  */
-export const FORMAT_VERSION = 2
-export const READABLE_FORMATS: readonly number[] = [1, 2]
+export const FORMAT_VERSION = 3
+export const READABLE_FORMATS: readonly number[] = [1, 2, 3]
 
 /** Size of the signature entry in format 2: room for some twenty signatures by RSA-4096 keys, fifty by Ed25519 ones. */
 export const SIGNATURE_SLOT = 16 * 1024
@@ -47,25 +51,62 @@ export interface BlobRef {
   size: number
 }
 
+/** A manifest in an entry's graph: a runnable image, an attestation, a signature or another artifact. */
 export interface ManifestRecord {
   digest: string
   mediaType: string
   size: number
+  /** `os/arch[/variant]` of a runnable image; `unknown` for everything else. */
   platform: string
   config: string
   layers: string[]
+  /** Absent (formats 1 and 2): `image`. */
+  kind?: ContentKind
+  artifactType?: string
+  /** OCI 1.1 `subject`: the manifest this one refers to (a signature's image, say). */
+  subject?: string
+  /** Some layer is zstd-compressed: left out of manifest.json (docker 20.10 cannot load it). */
+  zstd?: true
 }
 
+/** An index in an entry's graph and the digests it lists, in its order. */
+export interface IndexRecord {
+  digest: string
+  mediaType: string
+  size: number
+  manifests: string[]
+}
+
+/** What a platform subset left out of the source index (format 3). */
+export interface OmittedRecord {
+  digest: string
+  mediaType: string
+  platform: string
+  kind: ContentKind | 'index'
+}
+
+/** One entry of bundle.yaml, resolved: the graph under `digest` and every blob it uses. */
 export interface ImageRecord {
   ref: string
   name: string
   mediaType: string
   digest: string
   size: number
+  /** What the source's tag or digest pointed at; differs from `digest` only for a platform subset. */
   sourceDigest: string
+  /** Platforms of the runnable images. */
   platforms: string[]
+  /** Every manifest reachable from `digest` (the entry itself when it is a manifest). */
   manifests: ManifestRecord[]
-  dockerManifest: string
+  /**
+   * Every index reachable from `digest`, the top one first (format 3). Absent (formats 1 and 2): the
+   * entry is a manifest, or one index listing exactly `manifests`.
+   */
+  indexes?: IndexRecord[]
+  /** The runnable manifest `docker load` and the engines get; absent when the entry has none. */
+  dockerManifest?: string
+  /** A platform subset: what the source index held that this entry does not. */
+  omitted?: OmittedRecord[]
   blobs: BlobRef[]
 }
 
@@ -111,15 +152,39 @@ export function dockerRepoTags(name: string): string[] {
   return base.indexOf(':', lastSlash + 1) === -1 ? [] : [base]
 }
 
-/** The platform manifest of `img` that manifest.json describes (`img.dockerManifest`). */
-export function dockerManifestOf(img: ImageRecord): ManifestRecord {
+/** The kind of a manifest record (formats 1 and 2 hold runnable images only). */
+export function kindOf(m: ManifestRecord): ContentKind {
+  return m.kind ?? 'image'
+}
+
+/** The platform manifest of `img` that the engines load (`img.dockerManifest`); undefined when it has none. */
+export function runnableManifestOf(img: ImageRecord): ManifestRecord | undefined {
+  if (img.dockerManifest === undefined) return undefined
   const m = img.manifests.find((x) => x.digest === img.dockerManifest)
-  if (!m) throw new Error(`dockerManifest ${img.dockerManifest} not among manifests of ${img.name}`)
+  if (!m || kindOf(m) !== 'image') throw new Error(`dockerManifest ${img.dockerManifest} is not a runnable manifest of ${img.name}`)
   return m
 }
 
+/** The platform manifest of `img` that the engines load; throws for an entry with nothing runnable. */
+export function dockerManifestOf(img: ImageRecord): ManifestRecord {
+  const m = runnableManifestOf(img)
+  if (!m) throw new Error(`${img.name} has no runnable image`)
+  return m
+}
+
+/**
+ * The entries `docker load` of the whole archive can load: runnable, and no zstd layer (Docker
+ * Engine before 23 cannot unpack zstd; `install --to docker` decompresses those instead).
+ */
+export function dockerLoadable(images: ImageRecord[]): ImageRecord[] {
+  return images.filter((img) => {
+    const m = runnableManifestOf(img)
+    return m !== undefined && !m.zstd
+  })
+}
+
 export function buildDockerManifestJson(images: ImageRecord[]): Buffer {
-  const entries = images.map((img) => {
+  const entries = dockerLoadable(images).map((img) => {
     const m = dockerManifestOf(img)
     return {Config: blobPath(m.config), RepoTags: dockerRepoTags(img.name), Layers: m.layers.map((l) => blobPath(l))}
   })
