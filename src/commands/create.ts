@@ -78,6 +78,10 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
       if (result.base) this.log(`  differential against ${result.base.name} ${result.base.version}: ${result.base.blobsLeftOut} layer(s), ${formatBytes(result.base.bytesLeftOut)} left out`)
       this.log(`  ${result.images.length} images, ${result.blobs} unique blobs, ${formatBytes(result.bytesWritten)} (dedupe saved ${formatBytes(result.dedupeSaved)})`)
       this.log(result.signer ? `  signed by ${result.signer.fingerprint}${result.signer.userId ? ` (${result.signer.userId})` : ''}` : '  UNSIGNED')
+      for (const img of result.images.filter((i) => i.omitted)) {
+        const left = img.omitted!.map((o) => (o.kind === 'image' ? o.platform : o.kind))
+        this.log(`  NOTE: ${img.name}: a platform subset; the source index ${img.sourceDigest} became ${img.digest} (left out: ${left.join(', ')})`)
+      }
       this.log(`  lock file ${result.lockFile}`)
       if (result.failed?.length) {
         this.log(`  WARNING: ${result.failed.length} image(s) NOT in the archive (lock file not updated):`)

@@ -1,7 +1,7 @@
 import {AirlockCommand} from '../cli/base.js'
 import {archiveArg, keysFlag} from '../cli/flags.js'
 import {formatBytes} from '../cli/progress.js'
-import {inspectArchive, InspectResult} from '../verify/inspect.js'
+import {ContentCounts, inspectArchive, InspectResult} from '../verify/inspect.js'
 
 export default class Inspect extends AirlockCommand {
   static override summary = 'Show what an archive holds, reading only its metadata entries'
@@ -33,9 +33,24 @@ export default class Inspect extends AirlockCommand {
       this.log(`  ${r.images.length} images, ${r.blobs.count} unique blobs, ${formatBytes(r.blobs.bytes)} (without dedupe ${formatBytes(r.blobs.referencedBytes)}, saved ${formatBytes(r.blobs.saved)})`)
       for (const img of r.images) {
         this.log(`  ${img.name}`)
-        this.log(`      ${img.digest}  [${img.platforms.join(', ')}]  ${formatBytes(img.size)}${img.sharedBlobs ? `, ${img.sharedBlobs} blobs shared` : ''}`)
+        this.log(`      ${img.digest}  ${img.platforms.length > 0 ? `[${img.platforms.join(', ')}]` : img.kind}  ${formatBytes(img.size)}${img.sharedBlobs ? `, ${img.sharedBlobs} blobs shared` : ''}`)
+        const carried = describeContent(img.content)
+        if (carried) this.log(`      carries ${carried}`)
+        if (img.omitted) this.log(`      platform subset of ${img.sourceDigest}: left out ${img.omitted.map((o) => `${o.kind} ${o.platform === 'unknown' ? '' : `${o.platform} `}${o.digest.slice(0, 19)}`).join(', ')}`)
       }
     }
     return r
   }
+}
+
+/** `2 images, 2 attestations, 1 nested index`; empty for a plain image. */
+export function describeContent(c: ContentCounts): string {
+  const parts: string[] = []
+  const add = (n: number, one: string, many: string) => { if (n > 0) parts.push(`${n} ${n === 1 ? one : many}`) }
+  if (c.images > 1 || c.attestations + c.signatures + c.artifacts + c.nestedIndexes > 0) add(c.images, 'image', 'images')
+  add(c.attestations, 'attestation', 'attestations')
+  add(c.signatures, 'signature', 'signatures')
+  add(c.artifacts, 'artifact', 'artifacts')
+  add(c.nestedIndexes, 'nested index', 'nested indexes')
+  return parts.join(', ')
 }

@@ -21,9 +21,9 @@ export function isZstdLayer(mt: string | undefined): boolean {
   return typeof mt === 'string' && mt.endsWith('+zstd')
 }
 
-/** BuildKit marks its attestation manifests in the index entry that lists them. */
+/** BuildKit marks its attestation manifests in the index entry that lists them (and gives them platform unknown/unknown). */
 export function isAttestationEntry(d: Descriptor): boolean {
-  return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest'
+  return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' || (d.platform?.os === 'unknown' && d.platform?.architecture === 'unknown')
 }
 
 /**
@@ -36,4 +36,9 @@ export function manifestKind(m: ImageManifest, entry?: Descriptor): ContentKind 
   if (layers.some((l) => l?.mediaType === MediaType.COSIGN_SIMPLE_SIGNING)) return 'signature'
   if (m.artifactType || !RUNNABLE_CONFIGS.includes(m.config?.mediaType) || !layers.every((l) => isLayerMediaType(l?.mediaType))) return 'artifact'
   return 'image'
+}
+
+/** Why a Docker schema 1 manifest is refused, and what works instead. */
+export function schema1Refusal(what: string): string {
+  return `${what} is a Docker schema 1 manifest, which is deprecated and not supported (its layers have no content digests to keep). Hint: copy the image once to a schema 2 or OCI manifest (e.g. \`skopeo copy --format v2s2 docker://OLD docker://NEW\`) and bundle that copy`
 }

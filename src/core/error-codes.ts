@@ -164,6 +164,7 @@ export const ERROR_CODES = [
   // resolve
   'resolve.failed',
   'resolve.platform_missing',
+  'resolve.pinned_subset',
   // schema
   'schema.additional_properties',
   'schema.any_of',

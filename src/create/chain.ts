@@ -13,11 +13,12 @@ import {MemorySource, RegistrySource} from './sources.js'
  */
 export function buildChain(run: CreateRun, layout: ArchiveLayout, images: ResolvedImage[], resumed: ResumedSource | undefined): SourceChain {
   const {cache, progress, sources} = run
+  const foreign = new Map(images.flatMap((img) => img.manifests.flatMap((m) => m.layers.filter((l) => l.urls?.length || /foreign|nondistributable/.test(l.mediaType)).map((l) => [l.digest, l.urls ?? []] as const))))
   const chain: BlobSource[] = [
     ...(resumed ? [resumed] : []),
     MemorySource.fromResolved(sources.small, images),
     ...(cache ? [new CacheSource(cache)] : []),
-    new RegistrySource(sources, (digest) => layout.unique.get(digest)!.image.spec.ref, (n) => progress.advance(n)),
+    new RegistrySource(sources, (digest) => layout.unique.get(digest)!.image.spec.ref, (n) => progress.advance(n), (digest) => foreign.get(digest)),
   ]
   return new SourceChain(chain, {
     ...(cache ? {keep: cache} : {}),

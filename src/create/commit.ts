@@ -1,6 +1,7 @@
 import {fsError} from '../core/fs-errors.js'
 import {writeLock} from '../resolve/lock.js'
 import type {ArchiveFile} from '../transports/archive/writer.js'
+import {contentCounts, entryKind} from '../transports/archive/metadata.js'
 import type {OriginTally} from './fill.js'
 import type {Journal} from './journal.js'
 import type {CreateResult, FailedImage} from './options.js'
@@ -34,7 +35,10 @@ export function createResult(run: CreateRun, files: string[], layout: ArchiveLay
     files,
     ...(previous ? {base: {name: previous.name, version: previous.version, blobsLeftOut: external.length, bytesLeftOut: external.reduce((x, b) => x + b.size, 0)}} : {}),
     bundle: {name: run.spec.metadata.name, version: run.spec.metadata.version},
-    images: records.map((r) => ({ref: r.ref, name: r.name, digest: r.digest, sourceDigest: r.sourceDigest, platforms: r.platforms})),
+    images: records.map((r) => ({
+      ref: r.ref, name: r.name, digest: r.digest, sourceDigest: r.sourceDigest, platforms: r.platforms,
+      kind: entryKind(r), content: contentCounts(r), ...(r.omitted ? {omitted: r.omitted} : {}),
+    })),
     blobs: plan.blobs.length,
     bytesPulled: tally.registry,
     bytesCached: tally.cache,

@@ -1,6 +1,8 @@
 import type {SigningKeyOptions} from '../sign/find.js'
 import type {Progress} from '../core/progress.js'
 import {InputError} from '../core/errors.js'
+import type {ContentKind} from '../core/content.js'
+import type {ContentCounts, OmittedRecord} from '../transports/archive/metadata.js'
 
 export interface CreateOptions {
   specFile: string
@@ -63,7 +65,14 @@ export interface CreateResult {
   /** --since: the previous bundle and what this one leaves out. */
   base?: {name: string; version: string; blobsLeftOut: number; bytesLeftOut: number}
   bundle: {name: string; version: string}
-  images: {ref: string; name: string; digest: string; sourceDigest: string; platforms: string[]}[]
+  images: {
+    ref: string; name: string; digest: string; sourceDigest: string; platforms: string[]
+    /** An index, or the kind of its one manifest (image, attestation, signature, artifact). */
+    kind: ContentKind | 'index'
+    content: ContentCounts
+    /** A platform subset rewrote the index: `sourceDigest` was the source's, `digest` is the new one; this was left out. */
+    omitted?: OmittedRecord[]
+  }[]
   blobs: number
   bytesPulled: number
   /** Bytes taken from the blob cache (--cache-dir). */

@@ -110,8 +110,14 @@ function imageRecord(img: ResolvedImage): ImageRecord {
     platforms: img.platforms,
     manifests: img.manifests.map((m) => ({
       digest: m.digest, mediaType: m.mediaType, size: m.size, platform: m.platform, config: m.config.digest, layers: m.layers.map((l) => l.digest),
+      kind: m.kind,
+      ...(m.artifactType ? {artifactType: m.artifactType} : {}),
+      ...(m.subject ? {subject: m.subject} : {}),
+      ...(m.zstd ? {zstd: true as const} : {}),
     })),
-    dockerManifest: img.dockerManifest,
+    ...(img.indexes.length > 0 ? {indexes: img.indexes.map((ix) => ({digest: ix.digest, mediaType: ix.mediaType, size: ix.size, manifests: ix.manifests}))} : {}),
+    ...(img.dockerManifest ? {dockerManifest: img.dockerManifest} : {}),
+    ...(img.omitted ? {omitted: img.omitted} : {}),
     blobs,
   }
 }

@@ -21,6 +21,7 @@ export class MemorySource implements BlobSource {
     const blobs = new Map(small)
     for (const img of images) {
       blobs.set(img.top.digest, img.top.bytes)
+      for (const ix of img.indexes) blobs.set(ix.digest, ix.bytes)
       for (const m of img.manifests) blobs.set(m.digest, m.bytes)
     }
     return new MemorySource(blobs)
@@ -42,17 +43,29 @@ export class RegistrySource implements BlobSource {
   readonly fresh = true
 
   /** `refFor` names an image (repository) that holds the blob; `onBytes` sees every byte pulled. */
-  constructor(private readonly sources: Sources, private readonly refFor: (digest: string) => Reference, private readonly onBytes: (n: number) => void) {}
+  /** `foreignUrls`: the URLs a foreign (non-distributable) layer names, to say so when the registry lacks it. */
+  constructor(
+    private readonly sources: Sources,
+    private readonly refFor: (digest: string) => Reference,
+    private readonly onBytes: (n: number) => void,
+    private readonly foreignUrls?: (digest: string) => string[] | undefined,
+  ) {}
 
   async has(): Promise<boolean> {
     return true
   }
 
   async provide(blob: PlannedBlob, target: BlobTarget): Promise<void> {
-    const stream = await this.sources.openBlob(this.refFor(blob.digest), blob.digest, blob.size)
+    const stream = await this.sources.openBlob(this.refFor(blob.digest), blob.digest, blob.size).catch((error: unknown) => {
+      throw this.foreignUrls?.(blob.digest) && error instanceof AirlockError && error.code === 'registry.not_found' ? foreignLayerMissing(blob.digest, this.foreignUrls(blob.digest)!) : error
+    })
     const n = await consume(stream, (bufs, at) => target.write(bufs, at), this.onBytes)
     if (n !== blob.size) throw new AirlockError('create.pull_failed', `blob ${blob.digest}: got ${n} of ${blob.size} bytes`)
   }
+}
+
+function foreignLayerMissing(digest: string, urls: string[]): AirlockError {
+  return new AirlockError('registry.not_found', `foreign layer ${digest}: the registry does not have it; its manifest says to fetch it from ${urls.join(', ') || 'no URL'}, which airlock does not do (they are outside the registry, often under a licence). Hint: push the image once with its foreign layers included (dockerd's \`allow-nondistributable-artifacts\`, or \`crane copy --allow-nondistributable-artifacts\`) and bundle that copy`)
 }
 
 /**

@@ -1,18 +1,27 @@
-import {AirlockError, InputError} from '../core/errors.js'
-import {sha256Digest} from '../core/digest.js'
-import {
-  Descriptor, ImageIndex, ImageManifest, isIndexMediaType, isManifestMediaType, Platform,
-} from '../core/model.js'
+import type {ContentKind} from '../core/content.js'
+import {isZstdLayer} from '../core/content.js'
+import {AirlockError} from '../core/errors.js'
+import {Descriptor, Platform} from '../core/model.js'
 import {formatPlatform, normalizePlatform, platformMatches} from '../spec/platform.js'
 import type {BundleSpec, ImageSpec} from '../spec/types.js'
+import type {OmittedRecord} from '../transports/archive/metadata.js'
+import {fetchGraph, GraphManifest} from './graph.js'
+import {ResolvedIndex, Runnable, selectPlatforms} from './select.js'
 import type {Sources} from './sources.js'
+
+export type {ResolvedIndex} from './select.js'
 
 export interface ResolvedManifest {
   digest: string
   mediaType: string
   size: number
   bytes: Buffer
+  /** `os/arch[/variant]` of a runnable image (from its config); `unknown` for everything else. */
   platform: string
+  kind: ContentKind
+  artifactType?: string
+  subject?: string
+  zstd: boolean
   config: Descriptor
   layers: Descriptor[]
 }
@@ -23,16 +32,23 @@ export interface ResolvedImage {
   top: {digest: string; mediaType: string; size: number; bytes: Buffer}
   /** What the registry's tag/digest pointed at (differs from top.digest when a platform subset was taken). */
   sourceDigest: string
+  /** Every manifest of the entry's graph: images, attestations, signatures, artifacts. */
   manifests: ResolvedManifest[]
+  /** Every index of the entry's graph, the top one first (empty when the top is a manifest). */
+  indexes: ResolvedIndex[]
+  /** Platforms of the runnable images. */
   platforms: string[]
-  dockerManifest: string
+  /** The runnable manifest for docker load and the engines; undefined when there is none. */
+  dockerManifest?: string
+  /** A platform subset: what the source index held that the new one does not. */
+  omitted?: OmittedRecord[]
 }
 
-function parseJson<T>(bytes: Buffer, what: string): T {
+function parseConfig(bytes: Buffer, what: string): {os?: string; architecture?: string; variant?: string} {
   try {
-    return JSON.parse(bytes.toString('utf8')) as T
+    return JSON.parse(bytes.toString('utf8')) as {os?: string; architecture?: string; variant?: string}
   } catch {
-    throw new AirlockError('registry.bad_manifest', `${what}: manifest is not valid JSON`)
+    throw new AirlockError('registry.bad_manifest', `${what}: image config is not valid JSON`)
   }
 }
 
@@ -40,70 +56,45 @@ function describePlatform(p: Platform | undefined): string {
   return p ? formatPlatform(normalizePlatform(p)) : 'unknown'
 }
 
-function isAttestation(d: Descriptor): boolean {
-  return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' || (d.platform?.os === 'unknown' && d.platform?.architecture === 'unknown')
+/** A runnable image's platform, from its config (small, and written into the archive anyway). */
+async function runnablePlatform(sources: Sources, img: ImageSpec, m: GraphManifest): Promise<string> {
+  const c = m.doc.config
+  const config = parseConfig(await sources.getSmallBlob(img.ref, c.digest, c.size), `${img.refString} ${m.digest}`)
+  return config.os && config.architecture ? describePlatform({os: config.os, architecture: config.architecture, variant: config.variant}) : 'unknown'
 }
 
-async function resolveManifest(sources: Sources, img: ImageSpec, desc: {digest: string; mediaType: string}, bytes?: Buffer): Promise<ResolvedManifest> {
-  const what = img.refString
-  const got = bytes ? {bytes, mediaType: desc.mediaType, digest: desc.digest} : await sources.getManifest(img.ref, desc.digest)
-  if (!isManifestMediaType(got.mediaType)) throw new AirlockError('registry.bad_manifest', `${what}: ${desc.digest} is a ${got.mediaType}, expected an image manifest`)
-  const m = parseJson<ImageManifest>(got.bytes, what)
-  if (!m.config?.digest || !Array.isArray(m.layers)) throw new AirlockError('registry.bad_manifest', `${what}: manifest ${desc.digest} has no config or layers`)
-  // The config tells the platform; it is small and needed anyway, so fetch it now (verified, cached).
-  const configBytes = await sources.getSmallBlob(img.ref, m.config.digest, m.config.size)
-  const config = parseJson<{os?: string; architecture?: string; variant?: string}>(configBytes, `${what} config`)
-  const platform = config.os && config.architecture ? describePlatform({os: config.os, architecture: config.architecture, variant: config.variant}) : 'unknown'
-  return {digest: got.digest, mediaType: got.mediaType, size: got.bytes.length, bytes: got.bytes, platform, config: m.config, layers: m.layers}
+function resolvedManifest(m: GraphManifest, platform: string): ResolvedManifest {
+  const subject = m.doc.subject?.digest
+  return {
+    digest: m.digest, mediaType: m.mediaType, size: m.size, bytes: m.bytes, platform, kind: m.kind,
+    ...(m.doc.artifactType ? {artifactType: m.doc.artifactType} : {}),
+    ...(typeof subject === 'string' ? {subject} : {}),
+    zstd: m.kind === 'image' && m.doc.layers.some((l) => isZstdLayer(l.mediaType)),
+    config: m.doc.config, layers: m.doc.layers,
+  }
 }
 
 async function resolveImage(sources: Sources, img: ImageSpec, dockerPlatform?: string): Promise<ResolvedImage> {
   const reference = img.ref.digest ?? img.ref.tag ?? 'latest'
-  const top = await sources.getManifest(img.ref, reference)
-  if (img.ref.digest && top.digest !== img.ref.digest) {
-    throw new AirlockError('registry.digest_mismatch', `${img.refString}: registry served ${top.digest}`)
+  const got = await sources.getManifest(img.ref, reference)
+  if (img.ref.digest && got.digest !== img.ref.digest) {
+    throw new AirlockError('registry.digest_mismatch', `${img.refString}: registry served ${got.digest}`)
   }
+  const graph = await fetchGraph(sources, img, {digest: got.digest, mediaType: got.mediaType, size: got.bytes.length, bytes: got.bytes})
+  const runnables: Runnable[] = await Promise.all(graph.manifests.filter((m) => m.kind === 'image').map(async (m) => ({manifest: m, platform: await runnablePlatform(sources, img, m)})))
+  const sel = selectPlatforms(img, graph, runnables)
+  const platformOf = new Map(runnables.map((r) => [r.manifest.digest, r.platform]))
+  const manifests = sel.manifests.map((m) => resolvedManifest(m, platformOf.get(m.digest) ?? 'unknown'))
+  const kept = manifests.filter((m) => m.kind === 'image')
   const want = img.platforms
-  if (isManifestMediaType(top.mediaType)) {
-    const m = await resolveManifest(sources, img, top, top.bytes)
-    if (want !== 'all' && !want.some((w) => platformMatches(w, m.platform))) {
-      throw new InputError('resolve.platform_missing', `${img.refString} is a single-platform image for ${m.platform}; wanted ${want.join(', ')} (set platforms: [${m.platform}] or all for this image)`)
-    }
-    return {spec: img, top: {digest: top.digest, mediaType: top.mediaType, size: top.bytes.length, bytes: top.bytes}, sourceDigest: top.digest, manifests: [m], platforms: [m.platform], dockerManifest: m.digest}
-  }
-  if (!isIndexMediaType(top.mediaType)) throw new AirlockError('registry.bad_manifest', `${img.refString}: unsupported media type ${top.mediaType}`)
-  const index = parseJson<ImageIndex>(top.bytes, img.refString)
-  const children = (index.manifests ?? []).filter((d) => isManifestMediaType(d.mediaType))
-  let chosen: Descriptor[]
-  if (want === 'all') {
-    chosen = children.filter((d) => !isAttestation(d))
-  } else {
-    chosen = []
-    for (const w of want) {
-      const hit = children.find((d) => d.platform && platformMatches(w, {...d.platform}))
-      if (!hit) {
-        const have = children.filter((d) => !isAttestation(d)).map((d) => describePlatform(d.platform))
-        throw new InputError('resolve.platform_missing', `${img.refString} has no ${w} image; it has: ${have.join(', ') || 'none'}`)
-      }
-      if (!chosen.includes(hit)) chosen.push(hit)
-    }
-    // Keep the registry's order so the new index is stable whatever order the spec lists.
-    chosen.sort((a, b) => children.indexOf(a) - children.indexOf(b))
-  }
-  if (chosen.length === 0) throw new InputError('resolve.platform_missing', `${img.refString}: the index lists no image manifests`)
-  const manifests = await Promise.all(chosen.map((d) => resolveManifest(sources, img, d)))
-  let topOut = {digest: top.digest, mediaType: top.mediaType, size: top.bytes.length, bytes: top.bytes}
-  const whole = chosen.length === (index.manifests ?? []).length
-  if (!whole) {
-    const subset: ImageIndex = {schemaVersion: 2, mediaType: top.mediaType, manifests: chosen}
-    if (index.annotations) subset.annotations = index.annotations
-    const bytes = Buffer.from(JSON.stringify(subset))
-    topOut = {digest: sha256Digest(bytes), mediaType: top.mediaType, size: bytes.length, bytes}
-  }
-  const platforms = manifests.map((m) => m.platform)
   const dockerWant = dockerPlatform ?? (want === 'all' ? 'linux/amd64' : want[0])
-  const docker = manifests.find((m) => platformMatches(dockerWant, m.platform)) ?? manifests[0]
-  return {spec: img, top: topOut, sourceDigest: top.digest, manifests, platforms, dockerManifest: docker.digest}
+  const docker = kept.find((m) => platformMatches(dockerWant, m.platform)) ?? kept[0]
+  return {
+    spec: img, top: sel.top, sourceDigest: got.digest, manifests, indexes: sel.indexes,
+    platforms: kept.map((m) => m.platform),
+    ...(docker ? {dockerManifest: docker.digest} : {}),
+    ...(sel.omitted ? {omitted: sel.omitted} : {}),
+  }
 }
 
 /** Resolve every image to digests before any layer moves. */
@@ -125,13 +116,14 @@ export async function resolveImages(spec: BundleSpec, sources: Sources, opts: {d
   return out
 }
 
-/** Every blob of a resolved image: top index/manifest, platform manifests, configs, layers. */
+/** Every blob of a resolved image: its indexes, manifests, configs and layers. */
 export function imageBlobs(img: ResolvedImage): {digest: string; size: number; mediaType: string}[] {
   const map = new Map<string, {digest: string; size: number; mediaType: string}>()
   const add = (d: {digest: string; size: number; mediaType: string}) => {
     if (!map.has(d.digest)) map.set(d.digest, {digest: d.digest, size: d.size, mediaType: d.mediaType})
   }
   add(img.top)
+  for (const ix of img.indexes) add(ix)
   for (const m of img.manifests) {
     add(m)
     add(m.config)

@@ -70,7 +70,11 @@ export function buildCatalog(head: VerifiedHead): Catalog {
         repo.tags.set(ref.tag, img.digest)
       }
     }
-    const manifestTypes = new Map<string, string>([[img.digest, img.mediaType], ...img.manifests.map((m) => [m.digest, m.mediaType] as [string, string])])
+    const manifestTypes = new Map<string, string>([
+      [img.digest, img.mediaType],
+      ...(img.indexes ?? []).map((ix) => [ix.digest, ix.mediaType] as [string, string]),
+      ...img.manifests.map((m) => [m.digest, m.mediaType] as [string, string]),
+    ])
     for (const [digest, mediaType] of manifestTypes) {
       repo.manifests.add(digest)
       entries.set(digest, {digest, ...where(digest), mediaType})

@@ -32,7 +32,7 @@ export function semanticChecks(data: unknown, dir: string, doc: Document, lc: Li
   const md = isObj(data.metadata) ? data.metadata : undefined
   checkExpires(md, now, issues)
   const topPlatforms = data.platforms === undefined ? [...DEFAULT_PLATFORMS] : checkPlatforms(data.platforms, ['platforms'], issues)
-  const images = new ImageChecks(doc, lc, issues).run(data.images, topPlatforms)
+  const images = new ImageChecks(doc, lc, issues, data.platforms !== undefined).run(data.images, topPlatforms)
   const registries = registryOptions(data.registries, dir, issues)
   const signing = signingSpec(data.signing, dir, issues)
 
@@ -94,6 +94,7 @@ class ImageChecks {
     private readonly doc: Document,
     private readonly lc: LineCounter,
     private readonly issues: Issue[],
+    private readonly topPlatformsChosen: boolean,
   ) {}
 
   run(list: unknown, topPlatforms: Platforms): ImageSpec[] {
@@ -111,13 +112,19 @@ class ImageChecks {
     let refSegs: Seg[] = itemSegs
     let nameStr: unknown
     let platforms = topPlatforms
+    let platformsChosen = this.topPlatformsChosen
+    let subset = false
     if (typeof item === 'string') {
       refStr = item
     } else if (isObj(item)) {
       refStr = item.ref
       refSegs = [...itemSegs, 'ref']
       nameStr = item.name
-      if (item.platforms !== undefined) platforms = checkPlatforms(item.platforms, [...itemSegs, 'platforms'], this.issues)
+      if (item.platforms !== undefined) {
+        platforms = checkPlatforms(item.platforms, [...itemSegs, 'platforms'], this.issues)
+        platformsChosen = true
+      }
+      subset = item.subset === true
     } else {
       return
     }
@@ -134,7 +141,7 @@ class ImageChecks {
     const refString = formatReference(ref)
     if (!this.unique(refString, name, {index: i, itemSegs, refSegs, named: typeof nameStr === 'string'})) return
     const pos = this.lc.linePos(offsetOf(this.doc, itemSegs, false))
-    this.images.push({ref, refString, name, platforms: platforms ?? [...DEFAULT_PLATFORMS], line: pos.line, col: pos.col})
+    this.images.push({ref, refString, name, platforms: platforms ?? [...DEFAULT_PLATFORMS], platformsChosen, subset, line: pos.line, col: pos.col})
   }
 
   /** The name the image gets on the target: `name` when given (no digest), else the reference without digest. */

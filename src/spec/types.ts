@@ -34,6 +34,10 @@ export interface ImageSpec {
   name: string
   /** Normalised platforms for this image (its own, else the top-level ones), or 'all'. */
   platforms: string[] | 'all'
+  /** `platforms` was written in bundle.yaml (for this image or at the top), not the default. */
+  platformsChosen: boolean
+  /** `subset: true`: a platform subset of an index pinned by digest may be rewritten to a new index. */
+  subset: boolean
   /** Position of the image entry in bundle.yaml (1-based). */
   line: number
   col: number

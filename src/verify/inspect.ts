@@ -6,7 +6,10 @@ import {loadTrustedKeys} from '../sign/keys.js'
 import {warnOnStderr} from './verify.js'
 import {readArchive} from '../transports/archive/reader.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
-import {ENTRY} from '../transports/archive/metadata.js'
+import type {ContentKind} from '../core/content.js'
+import {ContentCounts, contentCounts, ENTRY, entryKind, OmittedRecord} from '../transports/archive/metadata.js'
+
+export type {ContentCounts} from '../transports/archive/metadata.js'
 
 export interface InspectResult {
   archive: string
@@ -16,7 +19,14 @@ export interface InspectResult {
   signature: {status: 'verified' | 'unverified' | 'unsigned'; fingerprint?: string; keyId?: string; userId?: string}
   /** Every signature in the archive (a co-signed bundle has several): its key ID, and who it is when a trusted key verified it. */
   signers: {keyId: string; verified: boolean; fingerprint?: string; userId?: string}[]
-  images: {ref: string; name: string; digest: string; sourceDigest: string; platforms: string[]; size: number; blobs: number; sharedBlobs: number}[]
+  images: {
+    ref: string; name: string; digest: string; sourceDigest: string; platforms: string[]; size: number; blobs: number; sharedBlobs: number
+    /** An index, or the kind of its one manifest. */
+    kind: ContentKind | 'index'
+    content: ContentCounts
+    /** A platform subset: the source index's digest is `sourceDigest`; these were left out. */
+    omitted?: OmittedRecord[]
+  }[]
   blobs: {count: number; bytes: number; referencedBytes: number; saved: number; shared: number}
   /** The files of a split archive, in order (one entry for a single file). */
   parts: {file: string; bytes: number}[]
@@ -56,6 +66,8 @@ export async function inspectArchive(opts: {archive: string; keys: string[]}): P
       ref: img.ref, name: img.name, digest: img.digest, sourceDigest: img.sourceDigest, platforms: img.platforms,
       size: img.blobs.reduce((a, b) => a + b.size, 0), blobs: img.blobs.length,
       sharedBlobs: img.blobs.filter((b) => (uses.get(b.digest) ?? 0) > 1).length,
+      kind: entryKind(img), content: contentCounts(img),
+      ...(img.omitted ? {omitted: img.omitted} : {}),
     })),
     parts: await Promise.all(parts.map(async (file) => ({file, bytes: (await stat(file)).size}))),
     ...(meta.split ? {partSize: meta.split.partSize} : {}),

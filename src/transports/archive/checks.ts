@@ -59,9 +59,12 @@ export function checkMetadataShape(m: unknown): asserts m is AirlockMetadata {
   for (const [i, img] of (m.images as unknown[]).entries()) {
     const where = `image #${i + 1}`
     if (!isObj(img)) fail('archive.bad_metadata', e, `${where} is not an object`)
-    for (const k of ['ref', 'name', 'mediaType', 'digest', 'sourceDigest', 'dockerManifest']) {
+    for (const k of ['ref', 'name', 'mediaType', 'digest', 'sourceDigest']) {
       if (typeof img[k] !== 'string') fail('archive.bad_metadata', e, `${where}: ${k} missing`)
     }
+    // Format 3 entries may hold nothing runnable (a chart, a signature): no dockerManifest then.
+    if (typeof img.dockerManifest !== 'string' && (img.dockerManifest !== undefined || (m.formatVersion as number) < 3)) fail('archive.bad_metadata', e, `${where}: dockerManifest missing`)
+    checkGraphShape(img, where)
     if (!DIGEST_RE.test(img.digest as string)) fail('archive.bad_metadata', e, `${where}: bad digest`)
     if (!Number.isSafeInteger(img.size) || (img.size as number) < 0) fail('archive.bad_metadata', e, `${where}: bad size`)
     if (!Array.isArray(img.platforms) || !Array.isArray(img.manifests) || !Array.isArray(img.blobs)) fail('archive.bad_metadata', e, `${where}: platforms/manifests/blobs missing`)
@@ -74,7 +77,33 @@ export function checkMetadataShape(m: unknown): asserts m is AirlockMetadata {
       if (!isObj(mf) || typeof mf.digest !== 'string' || !DIGEST_RE.test(mf.digest) || typeof mf.config !== 'string' || !DIGEST_RE.test(mf.config) || !Array.isArray(mf.layers) || !(mf.layers as unknown[]).every((l) => typeof l === 'string' && DIGEST_RE.test(l))) {
         fail('archive.bad_metadata', e, `${where}: bad manifest entry`)
       }
+      if (mf.kind !== undefined && !KINDS.includes(mf.kind as string)) fail('archive.bad_metadata', e, `${where}: manifest ${mf.digest} has an unknown kind`)
+      if (mf.subject !== undefined && (typeof mf.subject !== 'string' || !DIGEST_RE.test(mf.subject))) fail('archive.bad_metadata', e, `${where}: manifest ${mf.digest} has a bad subject`)
     }
+  }
+}
+
+const KINDS: readonly string[] = ['image', 'attestation', 'signature', 'artifact']
+
+function isDigestList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((d) => typeof d === 'string' && DIGEST_RE.test(d))
+}
+
+/** Format 3: the indexes of an entry's graph, and the graph closed (every listed digest described). */
+function checkGraphShape(img: Record<string, unknown>, where: string): void {
+  const e = ENTRY.METADATA
+  if (img.indexes === undefined) return
+  if (!Array.isArray(img.indexes) || img.indexes.length === 0) fail('archive.bad_metadata', e, `${where}: bad indexes list`)
+  for (const ix of img.indexes as unknown[]) {
+    if (!isObj(ix) || typeof ix.digest !== 'string' || !DIGEST_RE.test(ix.digest) || typeof ix.mediaType !== 'string' || !Number.isSafeInteger(ix.size) || !isDigestList(ix.manifests)) {
+      fail('archive.bad_metadata', e, `${where}: bad index entry`)
+    }
+  }
+  const indexes = img.indexes as {digest: string; manifests: string[]}[]
+  if (indexes[0].digest !== img.digest) fail('archive.bad_metadata', e, `${where}: the first index is not the entry's own digest`)
+  const known = new Set([...indexes.map((ix) => ix.digest), ...(img.manifests as {digest: string}[]).map((m) => m.digest)])
+  for (const ix of indexes) {
+    for (const d of ix.manifests) if (!known.has(d)) fail('archive.bad_metadata', e, `${where}: index ${ix.digest} lists ${d}, which the entry does not describe`)
   }
 }
 
@@ -96,7 +125,7 @@ export function crossCheck(meta: AirlockMetadata, raw: Map<string, Buffer>, sums
   const expected = new Map<string, number>()
   for (const img of meta.images) {
     const own = new Map(img.blobs.map((b) => [b.digest, b.size]))
-    const need = [img.digest, ...img.manifests.flatMap((m) => [m.digest, m.config, ...m.layers])]
+    const need = [img.digest, ...(img.indexes ?? []).map((ix) => ix.digest), ...img.manifests.flatMap((m) => [m.digest, m.config, ...m.layers])]
     for (const d of need) if (!own.has(d)) fail('archive.inconsistent', ENTRY.METADATA, `image ${img.name}: blob ${d} is used but not listed`)
     if (own.get(img.digest) !== img.size) fail('archive.inconsistent', ENTRY.METADATA, `image ${img.name}: size of ${img.digest} disagrees`)
     for (const [d, size] of own) {
@@ -128,9 +157,13 @@ export function crossCheck(meta: AirlockMetadata, raw: Map<string, Buffer>, sums
 /** Manifests and indexes among the blobs: what each must reference, to check their content. */
 export function manifestExpectations(meta: AirlockMetadata): Map<string, ManifestWant> {
   const out = new Map<string, ManifestWant>()
+  // Before format 3 no record named a subject, while an artifact among the manifests might have one.
+  const subjects = meta.formatVersion >= 3
   for (const img of meta.images) {
-    for (const m of img.manifests) out.set(m.digest, {kind: 'manifest', children: new Set([m.config, ...m.layers])})
-    if (isIndexMediaType(img.mediaType)) {
+    for (const m of img.manifests) out.set(m.digest, {kind: 'manifest', children: new Set([m.config, ...m.layers]), ...(subjects ? {subject: m.subject ?? null} : {})})
+    if (img.indexes) {
+      for (const ix of img.indexes) out.set(ix.digest, {kind: 'index', children: new Set(ix.manifests)})
+    } else if (isIndexMediaType(img.mediaType)) {
       out.set(img.digest, {kind: 'index', children: new Set(img.manifests.map((m) => m.digest))})
     } else if (img.manifests.length !== 1 || img.manifests[0].digest !== img.digest) {
       fail('archive.inconsistent', ENTRY.METADATA, `image ${img.name}: a single manifest image must list itself as its manifest`)
@@ -139,7 +172,7 @@ export function manifestExpectations(meta: AirlockMetadata): Map<string, Manifes
   return out
 }
 
-export function checkManifestContent(digest: string, data: Buffer, want: {kind: 'index' | 'manifest'; children: Set<string>}): void {
+export function checkManifestContent(digest: string, data: Buffer, want: ManifestWant): void {
   const entry = blobPath(digest)
   const doc = parseJson(entry, data)
   if (!isObj(doc)) fail('archive.bad_manifest', entry, 'is not a JSON object')
@@ -150,10 +183,13 @@ export function checkManifestContent(digest: string, data: Buffer, want: {kind: 
   if (got.size !== want.children.size || ![...want.children].every((d) => got.has(d))) {
     fail('archive.inconsistent', entry, `${want.kind} references other blobs than airlock.json lists`)
   }
+  if (want.subject !== undefined && ((doc as {subject?: {digest?: unknown}}).subject?.digest ?? null) !== want.subject) {
+    fail('archive.inconsistent', entry, `${want.kind}'s subject is not the one airlock.json names`)
+  }
 }
 
-/** What a manifest or an index among the blobs must reference. */
-export type ManifestWant = {kind: 'index' | 'manifest'; children: Set<string>}
+/** What a manifest or an index among the blobs must reference; `subject` (format 3): its subject's digest, or null for none. */
+export type ManifestWant = {kind: 'index' | 'manifest'; children: Set<string>; subject?: string | null}
 
 /** Split archives: every part but the last has exactly the signed part size. */
 export function checkParts(parts: string[], sizes: number[], metadata: AirlockMetadata): void {

@@ -157,6 +157,28 @@ export function kindOf(m: ManifestRecord): ContentKind {
   return m.kind ?? 'image'
 }
 
+/** How many manifests of each kind, and nested indexes, an entry's graph holds. */
+export interface ContentCounts {
+  images: number
+  attestations: number
+  signatures: number
+  artifacts: number
+  /** Indexes below the top one. */
+  nestedIndexes: number
+}
+
+export function contentCounts(img: ImageRecord): ContentCounts {
+  const n = (k: ContentKind) => img.manifests.filter((m) => kindOf(m) === k).length
+  const nestedIndexes = (img.indexes ?? []).filter((ix) => ix.digest !== img.digest).length
+  return {images: n('image'), attestations: n('attestation'), signatures: n('signature'), artifacts: n('artifact'), nestedIndexes}
+}
+
+/** What an entry is at the top: an index, or the kind of its one manifest. */
+export function entryKind(img: ImageRecord): ContentKind | 'index' {
+  const top = img.manifests.find((m) => m.digest === img.digest)
+  return top ? kindOf(top) : 'index'
+}
+
 /** The platform manifest of `img` that the engines load (`img.dockerManifest`); undefined when it has none. */
 export function runnableManifestOf(img: ImageRecord): ManifestRecord | undefined {
   if (img.dockerManifest === undefined) return undefined

@@ -5,6 +5,7 @@
  */
 import type http from 'node:http'
 
+import {schema1Refusal} from '../../core/content.js'
 import {sha256Digest} from '../../core/digest.js'
 import {AirlockError, InputError, VerifyError} from '../../core/errors.js'
 import {DIGEST_RE, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, MediaType} from '../../core/model.js'
@@ -146,7 +147,7 @@ function tooLarge(what: string): VerifyError {
 function schema1Error(what: string): AirlockError {
   return new AirlockError(
     'registry.unsupported_manifest',
-    `manifest ${what} is a Docker schema 1 manifest, which airlock does not support (re-push it with a current docker/skopeo)`,
+    schema1Refusal(`manifest ${what}`),
   )
 }
 

@@ -24,7 +24,7 @@ import {AirlockError} from '../../core/errors.js'
 import {blobPath, hexOf} from '../../core/model.js'
 import type {Progress} from '../../core/progress.js'
 import {formatReference, type Reference} from '../../spec/reference.js'
-import type {ImageRecord} from '../archive/metadata.js'
+import type {ImageRecord, IndexRecord} from '../archive/metadata.js'
 import {MultiFile} from '../../blob/multi-file.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import type {RegistryClient} from './client.js'
@@ -165,6 +165,7 @@ export class RegistryPush {
     for (const img of this.images) {
       const repo = this.repoOf(img)
       for (const m of img.manifests) this.manifestDigests.add(m.digest)
+      for (const ix of img.indexes ?? []) this.manifestDigests.add(ix.digest)
       this.manifestDigests.add(img.digest)
       for (const b of img.blobs) {
         const list = this.repos.get(b.digest) ?? []
@@ -239,13 +240,14 @@ export class RegistryPush {
     await Promise.all(this.uploads)
     if (this.failed) throw this.failed as Error
     await this.mountExternal()
-    // manifests after their blobs, indexes after their manifests, tags last
+    // manifests after their blobs, indexes after what they list (nested ones deepest first), tags last
     for (const img of this.images) {
       const repo = this.repoOf(img)
       for (const m of img.manifests) {
         if (m.digest === img.digest) continue
         await this.client.putManifest(repo, m.digest, this.manifestBytes.get(m.digest)!, m.mediaType)
       }
+      for (const ix of innerIndexesDeepestFirst(img)) await this.client.putManifest(repo, ix.digest, this.manifestBytes.get(ix.digest)!, ix.mediaType)
     }
     for (const img of this.images) {
       const ref = this.o.referenceOf(img.name)
@@ -268,4 +270,22 @@ export class RegistryPush {
       }
     }
   }
+}
+
+/** The indexes below an entry's top, each after every index it lists. */
+function innerIndexesDeepestFirst(img: ImageRecord): IndexRecord[] {
+  const byDigest = new Map((img.indexes ?? []).map((ix) => [ix.digest, ix]))
+  const out: IndexRecord[] = []
+  const placed = new Set<string>([img.digest])
+  const place = (ix: IndexRecord): void => {
+    if (placed.has(ix.digest)) return
+    placed.add(ix.digest)
+    for (const d of ix.manifests) {
+      const child = byDigest.get(d)
+      if (child) place(child)
+    }
+    out.push(ix)
+  }
+  for (const ix of img.indexes ?? []) if (ix.digest !== img.digest) place(ix)
+  return out
 }

@@ -26,6 +26,21 @@ export class Content {
     return {...m, platform}
   }
 
+  /** A BuildKit attestation manifest for the image `subject`, as its index entry lists it. */
+  attestation(subject: Descriptor): Descriptor {
+    const config = this.add('{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":[]}}', MediaType.OCI_CONFIG)
+    const statement = this.add(JSON.stringify({_type: 'https://in-toto.io/Statement/v0.1', subject: [{digest: {sha256: subject.digest.slice(7)}}]}), MediaType.IN_TOTO)
+    const m = this.add(JSON.stringify({schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config, layers: [statement]}), MediaType.OCI_MANIFEST)
+    return {...m, platform: {os: 'unknown', architecture: 'unknown'}, annotations: {'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': subject.digest}}
+  }
+
+  /** A Helm chart in Helm's OCI format. */
+  chart(name = 'demo'): Descriptor {
+    const config = this.add(JSON.stringify({name, version: '1.0.0'}), MediaType.HELM_CONFIG)
+    const chart = this.add(`chart ${name}`, MediaType.HELM_CHART)
+    return this.add(JSON.stringify({schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config, layers: [chart]}), MediaType.OCI_MANIFEST)
+  }
+
   index(manifests: Descriptor[]): Descriptor {
     return this.add(JSON.stringify({schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests}), MediaType.OCI_INDEX)
   }

@@ -33,7 +33,7 @@ function sources(c: Content, tags: Record<string, string>): Sources & {asked: st
 function spec(images: Array<{ref: string; platforms?: string[] | 'all'; name?: string}>): BundleSpec {
   const list: ImageSpec[] = images.map((i, n) => {
     const ref = parseReference(i.ref)
-    return {ref, refString: i.ref, name: i.name ?? i.ref, platforms: i.platforms ?? ['linux/amd64'], line: n + 1, col: 1}
+    return {ref, refString: i.ref, name: i.name ?? i.ref, platforms: i.platforms ?? ['linux/amd64'], platformsChosen: i.platforms !== undefined, subset: false, line: n + 1, col: 1}
   })
   return {file: '/b.yaml', dir: '/', metadata: {name: 't', version: '1'}, platforms: ['linux/amd64'], images: list, registries: {}}
 }
@@ -57,42 +57,112 @@ describe('resolveImages', () => {
       e instanceof AirlockError && e.code === 'resolve.failed' && /single-platform image for linux\/arm64\/v8; wanted linux\/amd64/.test(e.details[0]))
   })
 
-  it('an index, platform subset: a new index of the chosen manifests, in the registry order', async () => {
+  it('an index, platform subset: a new index of the chosen manifests and their attestations, in the registry order; what was left out is named', async () => {
     const c = new Content()
     const a = c.image(AMD64)
     const b = c.image(ARM64)
-    const att = c.image(ATTESTATION, 'attestation')
-    const idx = c.index([a, b, att])
-    const [img] = await resolveImages(spec([{ref: 'r.io/app:1', platforms: ['linux/arm64', 'linux/amd64']}]), sources(c, {'app:1': idx.digest}))
+    const attA = c.attestation(a)
+    const attB = c.attestation(b)
+    const idx = c.index([a, b, attA, attB])
+    const [img] = await resolveImages(spec([{ref: 'r.io/app:1', platforms: ['linux/arm64']}]), sources(c, {'app:1': idx.digest}))
     assert.equal(img.sourceDigest, idx.digest)
     assert.notEqual(img.top.digest, idx.digest)
     assert.equal(img.top.digest, sha256Digest(img.top.bytes))
     const sub = JSON.parse(img.top.bytes.toString()) as ImageIndex
-    assert.deepEqual(sub.manifests.map((d) => d.digest), [a.digest, b.digest])
+    assert.deepEqual(sub.manifests, [b, attB], 'the entries are the source index entries, unchanged')
     assert.equal(sub.mediaType, MediaType.OCI_INDEX)
-    assert.deepEqual(img.platforms, ['linux/amd64', 'linux/arm64/v8'])
-    assert.equal(img.dockerManifest, b.digest, 'the first wanted platform is the one docker gets')
+    assert.deepEqual(img.platforms, ['linux/arm64/v8'])
+    assert.equal(img.dockerManifest, b.digest)
+    assert.deepEqual(img.manifests.map((m) => [m.digest, m.kind]), [[b.digest, 'image'], [attB.digest, 'attestation']])
+    assert.deepEqual(img.omitted?.map((o) => [o.digest, o.kind, o.platform]), [[a.digest, 'image', 'linux/amd64'], [attA.digest, 'attestation', 'unknown']])
+    assert.deepEqual(img.indexes.map((ix) => [ix.digest, ix.manifests]), [[img.top.digest, [b.digest, attB.digest]]])
   })
 
-  it("'all': every manifest but attestations; the index kept as is when nothing is left out", async () => {
+  it('two wanted platforms that are all the index has: the index is kept byte-exact, attestations included', async () => {
     const c = new Content()
     const a = c.image(AMD64)
     const b = c.image(ARM64)
-    const whole = c.index([a, b])
-    const [img] = await resolveImages(spec([{ref: 'r.io/app:1', platforms: 'all'}]), sources(c, {'app:1': whole.digest}))
-    assert.equal(img.top.digest, whole.digest)
-    assert.equal(img.dockerManifest, a.digest, 'linux/amd64 by default')
-    const withAtt = c.index([a, b, c.image(ATTESTATION, 'att')])
-    const [img2] = await resolveImages(spec([{ref: 'r.io/app:2', platforms: 'all'}]), sources(c, {'app:2': withAtt.digest}))
-    assert.equal(img2.manifests.length, 2)
-    assert.notEqual(img2.top.digest, withAtt.digest)
+    const idx = c.index([a, b, c.attestation(a)])
+    const [img] = await resolveImages(spec([{ref: 'r.io/app:1', platforms: ['linux/arm64', 'linux/amd64']}]), sources(c, {'app:1': idx.digest}))
+    assert.equal(img.top.digest, idx.digest)
+    assert.equal(img.omitted, undefined)
+    assert.equal(img.manifests.length, 3)
+    assert.equal(img.dockerManifest, b.digest, 'the first wanted platform is the one docker gets')
   })
 
-  it('a wanted platform the index lacks: says which it has', async () => {
+  it("'all': the index kept byte-exact with its attestations", async () => {
     const c = new Content()
-    const idx = c.index([c.image(AMD64), c.image(ATTESTATION, 'att')])
+    const a = c.image(AMD64)
+    const b = c.image(ARM64)
+    const withAtt = c.index([a, b, c.attestation(a)])
+    const [img] = await resolveImages(spec([{ref: 'r.io/app:2', platforms: 'all'}]), sources(c, {'app:2': withAtt.digest}))
+    assert.equal(img.top.digest, withAtt.digest)
+    assert.deepEqual(img.manifests.map((m) => m.kind), ['image', 'image', 'attestation'])
+    assert.deepEqual(img.platforms, ['linux/amd64', 'linux/arm64/v8'])
+    assert.equal(img.dockerManifest, a.digest, 'linux/amd64 by default')
+  })
+
+  it('a wanted platform the index lacks: says which it has (attestations are not platforms)', async () => {
+    const c = new Content()
+    const a = c.image(AMD64)
+    const idx = c.index([a, c.attestation(a)])
     await assert.rejects(resolveImages(spec([{ref: 'r.io/app:1', platforms: ['linux/s390x']}]), sources(c, {'app:1': idx.digest})), (e: unknown) =>
-      e instanceof AirlockError && e.details[0] === 'r.io/app:1 has no linux/s390x image; it has: linux/amd64')
+      e instanceof AirlockError && /^r\.io\/app:1 has no linux\/s390x image; its images are for: linux\/amd64 /.test(e.details[0]))
+  })
+
+  it('a nested index: kept byte-exact with every level; a subset reaches into it', async () => {
+    const c = new Content()
+    const a = c.image(AMD64)
+    const b = c.image(ARM64)
+    const inner = c.index([a, b])
+    const s390 = c.image({os: 'linux', architecture: 's390x'})
+    const top = c.index([inner, s390])
+    const [all] = await resolveImages(spec([{ref: 'r.io/app:1', platforms: 'all'}]), sources(c, {'app:1': top.digest}))
+    assert.equal(all.top.digest, top.digest)
+    assert.deepEqual(all.indexes.map((ix) => ix.digest), [top.digest, inner.digest])
+    assert.deepEqual(all.indexes[0].manifests, [inner.digest, s390.digest])
+    assert.deepEqual(all.manifests.map((m) => m.digest), [a.digest, b.digest, s390.digest])
+    assert.ok(imageBlobs(all).some((x) => x.digest === inner.digest), 'the nested index is a blob of the entry')
+    const [sub] = await resolveImages(spec([{ref: 'r.io/app:1', platforms: ['linux/arm64']}]), sources(c, {'app:1': top.digest}))
+    assert.deepEqual((JSON.parse(sub.top.bytes.toString()) as ImageIndex).manifests, [b])
+    assert.deepEqual(sub.omitted?.map((o) => o.kind).sort(), ['image', 'image', 'index'])
+  })
+
+  it('an artifact (a Helm chart) is carried as is and never asked for a platform; it has nothing runnable', async () => {
+    const c = new Content()
+    const chart = c.chart()
+    const [img] = await resolveImages(spec([{ref: 'r.io/charts/demo:1.0.0'}]), sources(c, {'charts/demo:1.0.0': chart.digest}))
+    assert.equal(img.top.digest, chart.digest)
+    assert.deepEqual(img.manifests.map((m) => m.kind), ['artifact'])
+    assert.equal(img.dockerManifest, undefined)
+    assert.deepEqual(img.platforms, [])
+  })
+
+  it('a pinned index: kept whole with default platforms; a chosen subset is refused unless subset: true', async () => {
+    const c = new Content()
+    const a = c.image(AMD64)
+    const b = c.image(ARM64)
+    const idx = c.index([a, b])
+    const pinned = `r.io/app@${idx.digest}`
+    const byDefault = spec([{ref: pinned}])
+    byDefault.images[0].platformsChosen = false
+    const [kept] = await resolveImages(byDefault, sources(c, {}))
+    assert.equal(kept.top.digest, idx.digest)
+    assert.equal(kept.dockerManifest, a.digest)
+    await assert.rejects(resolveImages(spec([{ref: pinned, platforms: ['linux/amd64']}]), sources(c, {})), (e: unknown) =>
+      e instanceof AirlockError && /is pinned to index sha256:[a-f0-9]{64}; platforms linux\/amd64 would keep linux\/amd64 of its 2 images.*subset: true/.test(e.details[0]))
+    const allowed = spec([{ref: pinned, platforms: ['linux/amd64']}])
+    allowed.images[0].subset = true
+    const [sub] = await resolveImages(allowed, sources(c, {}))
+    assert.notEqual(sub.top.digest, idx.digest)
+    assert.equal(sub.sourceDigest, idx.digest)
+  })
+
+  it('a schema 1 manifest is refused with a hint that works', async () => {
+    const c = new Content()
+    const old = c.add(JSON.stringify({schemaVersion: 1, name: 'app', tag: '1', fsLayers: []}), 'application/vnd.docker.distribution.manifest.v1+prettyjws')
+    await assert.rejects(resolveImages(spec([{ref: 'r.io/app:1'}]), sources(c, {'app:1': old.digest})), (e: unknown) =>
+      e instanceof AirlockError && /schema 1 manifest.*skopeo copy --format v2s2/.test(e.details[0]))
   })
 
   it('by digest: the registry must serve that digest', async () => {
