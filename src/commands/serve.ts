@@ -80,7 +80,7 @@ Exit codes: 0 stopped by a signal, 3 verification failed, 2 invalid input, 1 oth
       } else {
         this.log(`verified ${handle.archive}: ${handle.bundle.name} ${handle.bundle.version}${handle.signer ? `, signed by ${handle.signer.fingerprint}` : ', UNSIGNED (accepted with --allow-unsigned)'}`)
         this.log(`serving on ${handle.url} (read-only; Ctrl-C or SIGTERM to stop)`)
-        for (const img of handle.images) this.log(`  ${handle.address}/${img.repository}${img.tag ? `:${img.tag}` : `@${img.digest}`}  ${img.digest}  [${img.platforms.join(', ')}]`)
+        for (const img of handle.images) this.log(`  ${handle.address}/${img.repository}${img.tag ? `:${img.tag}` : `@${img.digest}`}  ${img.digest}  ${img.platforms.length > 0 ? `[${img.platforms.join(', ')}]` : 'no runnable image'}`)
       }
     })
     if (!json) this.log(`${signal}: stopping (finishing in-flight requests)`)

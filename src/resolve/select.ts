@@ -48,14 +48,11 @@ function whole(graph: ContentGraph): Selection {
 }
 
 /** The runnable image wanted for platform `w`: the first in the graph's order. */
-function pick(img: ImageSpec, graph: ContentGraph, runnables: Runnable[], w: string): Runnable {
+function pick(img: ImageSpec, runnables: Runnable[], w: string): Runnable {
   const hit = runnables.find((r) => (r.manifest.entry?.platform && platformMatches(w, {...r.manifest.entry.platform})) || platformMatches(w, r.platform))
   if (hit) return hit
   const have = [...new Set(runnables.map((r) => r.platform))]
-  if (!isIndexNode(graph.top)) {
-    throw new InputError('resolve.platform_missing', `${img.refString} is a single-platform image for ${have[0]}; wanted ${w} (set platforms: [${have[0]}] or all for this image)`)
-  }
-  throw new InputError('resolve.platform_missing', `${img.refString} has no ${w} image; its images are for: ${have.join(', ')} (set platforms to some of them, or all)`)
+  throw new InputError('resolve.platform_missing', `${img.refString} has no ${w} image; it has: ${have.join(', ')} (set platforms to some of these, or all)`)
 }
 
 export function selectPlatforms(img: ImageSpec, graph: ContentGraph, runnables: Runnable[]): Selection {
@@ -63,9 +60,14 @@ export function selectPlatforms(img: ImageSpec, graph: ContentGraph, runnables: 
   if (want === 'all' || runnables.length === 0) return whole(graph)
   // A pinned index with platforms left at the default is kept whole: the digest is what was asked for.
   if (img.ref.digest && !img.platformsChosen && isIndexNode(graph.top)) return whole(graph)
-  const chosen = new Set(want.map((w) => pick(img, graph, runnables, w).manifest.digest))
+  // A single-platform image needs to be one of the wanted platforms; an index needs them all.
+  if (!isIndexNode(graph.top)) {
+    const have = runnables[0].platform
+    if (want.some((w) => platformMatches(w, have))) return whole(graph)
+    throw new InputError('resolve.platform_missing', `${img.refString} is a single-platform image for ${have}; wanted ${want.join(', ')} (set platforms: [${have}] or all for this image)`)
+  }
+  const chosen = new Set(want.map((w) => pick(img, runnables, w).manifest.digest))
   if (runnables.every((r) => chosen.has(r.manifest.digest))) return whole(graph)
-  if (!isIndexNode(graph.top)) return whole(graph)
   if (img.ref.digest && !img.subset) {
     const kept = runnables.filter((r) => chosen.has(r.manifest.digest)).map((r) => r.platform)
     throw new InputError('resolve.pinned_subset', `${img.refString} is pinned to index ${img.ref.digest}; platforms ${want.join(', ')} would keep ${kept.join(', ')} of its ${runnables.length} images and rewrite the index to a new digest. Set \`platforms: all\` for this image to keep it byte-exact, or \`subset: true\` to accept the new index`)

@@ -51,6 +51,6 @@ export function verifyLines(result: VerifyResult): string[] {
   return [
     `OK ${result.archive}: ${result.bundle.name} ${result.bundle.version}, ${result.images.length} images, ${result.blobs} blobs, ${result.entries} entries verified`,
     ...(result.signer ? (result.signers ?? [result.signer]).map((s) => `  signed by ${s.fingerprint}${s.userId ? ` (${s.userId})` : ''} on ${s.signed}`) : ['  UNSIGNED (accepted with --allow-unsigned)']),
-    ...result.images.map((img) => `  ${img.name}  ${img.digest}  [${img.platforms.join(', ')}]`),
+    ...result.images.map((img) => `  ${img.name}  ${img.digest}  ${img.platforms.length > 0 ? `[${img.platforms.join(', ')}]` : 'no runnable image'}`),
   ]
 }

@@ -54,4 +54,3 @@ export class Content {
 
 export const AMD64: Platform = {os: 'linux', architecture: 'amd64'}
 export const ARM64: Platform = {os: 'linux', architecture: 'arm64', variant: 'v8'}
-export const ATTESTATION: Platform = {os: 'unknown', architecture: 'unknown'}

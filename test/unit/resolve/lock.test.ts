@@ -42,7 +42,7 @@ describe('lock files', () => {
       getSmallBlob: async (_r: unknown, d: string) => c.get(d).bytes,
     } as unknown as Sources
     const spec: BundleSpec = {file: '/b.yaml', dir: '/', metadata: {name: 't', version: '1'}, platforms: 'all', registries: {},
-      images: [{ref: parseReference('r.io/app:1'), refString: 'r.io/app:1', name: 'local/app:1', platforms: 'all', line: 1, col: 1}]}
+      images: [{ref: parseReference('r.io/app:1'), refString: 'r.io/app:1', name: 'local/app:1', platforms: 'all', platformsChosen: true, subset: false, line: 1, col: 1}]}
     const l = buildLock(await resolveImages(spec, s))
     assert.equal(l.kind, 'BundleLock')
     const [img] = l.images

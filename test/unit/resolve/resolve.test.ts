@@ -8,7 +8,7 @@ import {imageBlobs, resolveImages} from '../../../src/resolve/resolve.js'
 import type {Sources} from '../../../src/resolve/sources.js'
 import {parseReference} from '../../../src/spec/reference.js'
 import type {BundleSpec, ImageSpec} from '../../../src/spec/types.js'
-import {AMD64, ARM64, ATTESTATION, Content} from './fixtures.js'
+import {AMD64, ARM64, Content} from './fixtures.js'
 
 /** Sources over in-memory content: `tags` maps "repo:tag" to a digest. */
 function sources(c: Content, tags: Record<string, string>): Sources & {asked: string[]} {
@@ -107,7 +107,7 @@ describe('resolveImages', () => {
     const a = c.image(AMD64)
     const idx = c.index([a, c.attestation(a)])
     await assert.rejects(resolveImages(spec([{ref: 'r.io/app:1', platforms: ['linux/s390x']}]), sources(c, {'app:1': idx.digest})), (e: unknown) =>
-      e instanceof AirlockError && /^r\.io\/app:1 has no linux\/s390x image; its images are for: linux\/amd64 /.test(e.details[0]))
+      e instanceof AirlockError && /^r\.io\/app:1 has no linux\/s390x image; it has: linux\/amd64 /.test(e.details[0]))
   })
 
   it('a nested index: kept byte-exact with every level; a subset reaches into it', async () => {

@@ -459,3 +459,18 @@ describe('schema and examples', () => {
     assert.equal(spec?.metadata.name, 'demo')
   })
 })
+
+describe('subset and chosen platforms', () => {
+  it('`subset: true` is read per image; platforms written anywhere count as chosen, the default does not', () => {
+    const {problems, spec} = validateBundleText(HEAD + `images:\n  - r.io/a@sha256:${H}\n  - ref: r.io/b@sha256:${H}\n    platforms: [linux/amd64]\n    subset: true\n`, 'b.yaml')
+    assert.deepEqual(problems, [])
+    assert.deepEqual(spec?.images.map((i) => [i.platformsChosen, i.subset]), [[false, false], [true, true]])
+    const top = validateBundleText(HEAD + `platforms: [linux/amd64]\nimages:\n  - r.io/a@sha256:${H}\n`, 'b.yaml')
+    assert.equal(top.spec?.images[0].platformsChosen, true)
+  })
+
+  it('`subset` must be a boolean, reported at its line and column', () => {
+    const ps = problemsOf(HEAD + `images:\n  - ref: r.io/b@sha256:${H}\n    subset: yes please\n`)
+    assert.deepEqual(ps.map(([l, c, code]) => [l, c, code]), [[6, 13, 'schema.type']])
+  })
+})

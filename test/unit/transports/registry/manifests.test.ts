@@ -39,6 +39,6 @@ describe('manifestMediaType', () => {
   })
 
   it('messages name the manifest', () => {
-    assert.throws(() => manifestMediaType(body({schemaVersion: 1}), '', 'r/a:1'), /manifest r\/a:1 is a Docker schema 1 manifest, which airlock does not support/)
+    assert.throws(() => manifestMediaType(body({schemaVersion: 1}), '', 'r/a:1'), /manifest r\/a:1 is a Docker schema 1 manifest, which is deprecated and not supported.*skopeo copy --format v2s2/)
   })
 })
