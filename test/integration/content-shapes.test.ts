@@ -107,6 +107,20 @@ function reportedLeftOut(json: unknown, digest: string): boolean {
   return walk(json, false)
 }
 
+/** Every problem of a matrix, reported together (one failing shape does not hide the others). */
+class Problems {
+  readonly list: string[] = []
+  ok(cond: boolean, message: string): void {
+    if (!cond) this.list.push(message)
+  }
+  equal(actual: unknown, expected: unknown, message: string): void {
+    if (actual !== expected) this.list.push(`${message}: got ${String(actual)}, want ${String(expected)}`)
+  }
+  none(): void {
+    if (this.list.length > 0) assert.fail(`${this.list.length} problem(s):\n${this.list.join('\n')}`)
+  }
+}
+
 async function removeEngineImages(): Promise<void> {
   const ids = runnables().map(([, s]) => s.runnable!.config)
   await sh('docker', ['rmi', '-f', ...ids]).catch(() => '')
@@ -158,10 +172,12 @@ describe('content shapes: create → verify → install, byte for byte on every 
     const j = parseJson(main.create, 'create') as {images: {digest: string; sourceDigest: string}[]}
     const list = shapeList(shapes)
     assert.equal(j.images.length, list.length)
+    const p = new Problems()
     list.forEach(([key, s], i) => {
-      assert.equal(j.images[i].digest, s.digest, `${key}: digest`)
-      assert.equal(j.images[i].sourceDigest, s.digest, `${key}: sourceDigest`)
+      p.equal(j.images[i].digest, s.digest, `${key}: digest`)
+      p.equal(j.images[i].sourceDigest, s.digest, `${key}: sourceDigest`)
     })
+    p.none()
   })
 
   it('verify accepts the archive', () => {
@@ -174,76 +190,84 @@ describe('content shapes: create → verify → install, byte for byte on every 
     const mirror = `${RUN}-mirror`
     parseJson(airlock(['install', requireArchive(), '--key', pub, '--to', `registry://${tb.registries.target}/${mirror}`, '--json']), 'install --to registry')
     const target = (s: Shape) => `${tb.registries.target}/${mirror}/${repoPath(s)}`
+    const p = new Problems()
     await pool(shapeList(shapes), 3, async ([key, s]) => {
       for (const d of s.manifests) {
         const [src, dst] = [await raw(`${s.repository}@${d}`), await raw(`${target(s)}@${d}`).catch((e: Error) => Buffer.from(`missing: ${e.message}`))]
-        assert.ok(src.equals(dst), `${key}: ${d} differs on the target:\n${dst.toString().slice(0, 300)}`)
+        p.ok(src.equals(dst), `${key}: ${d} differs on the target: ${dst.toString().slice(0, 200)}`)
       }
-      if (s.tag) assert.equal(sha(await raw(`${target(s)}:${s.tag}`)), s.digest, `${key}: tag ${s.tag} on the target`)
-      for (const b of s.blobs) assert.ok(await hasBlob(tb.registries.target, `${mirror}/${repoPath(s)}`, b), `${key}: blob ${b} missing on the target`)
+      if (s.tag) p.equal(sha(await raw(`${target(s)}:${s.tag}`).catch(() => Buffer.alloc(0))), s.digest, `${key}: tag ${s.tag} on the target`)
+      for (const b of s.blobs) p.ok(await hasBlob(tb.registries.target, `${mirror}/${repoPath(s)}`, b), `${key}: blob ${b} missing on the target`)
     })
+    p.none()
   })
 
   it('install --to oci:DIR: index.json names each entry digest; every manifest and blob is there', async () => {
     const oci = path.join(dir, 'oci')
     parseJson(airlock(['install', requireArchive(), '--key', pub, '--to', `oci:${oci}`, '--json']), 'install --to oci')
     const index = JSON.parse(await readFile(path.join(oci, 'index.json'), 'utf8')) as {manifests: {digest: string}[]}
+    const p = new Problems()
     for (const [key, s] of shapeList(shapes)) {
-      assert.ok(index.manifests.some((m) => m.digest === s.digest), `${key}: ${s.digest} not in index.json`)
+      p.ok(index.manifests.some((m) => m.digest === s.digest), `${key}: ${s.digest} not in index.json`)
       for (const d of [...s.manifests, ...s.blobs]) {
         const data = await readFile(path.join(oci, 'blobs', 'sha256', d.slice(7))).catch(() => Buffer.alloc(0))
-        assert.equal(sha(data), d, `${key}: blob ${d}`)
+        p.equal(sha(data), d, `${key}: blob ${d}`)
       }
     }
+    p.none()
   })
 
   it('install --to docker: image ID = config digest, every image runs (zstd too); the rest is reported as left out', async () => {
     await removeEngineImages()
     const j = parseJson(airlock(['install', requireArchive(), '--key', pub, '--to', 'docker', '--json']), 'install --to docker') as {images: {digest: string; confirmed: string}[]}
+    const p = new Problems()
     for (const [key, s] of runnables()) {
       const r = s.runnable!
-      assert.ok(j.images.some((i) => i.digest === s.digest && i.confirmed === r.config), `${key}: not confirmed as ${r.config} in ${JSON.stringify(j.images)}`)
-      assert.equal((await sh('docker', ['image', 'inspect', '--format', '{{.Id}}', s.tag ? targetName(s) : r.config])).trim(), r.config, key)
-      assert.equal((await sh('docker', ['run', '--rm', '--network', 'none', r.config])).trim(), r.output, `${key} runs`)
+      p.ok(j.images.some((i) => i.digest === s.digest && i.confirmed === r.config), `${key}: not confirmed as ${r.config} in ${JSON.stringify(j.images)}`)
+      p.equal((await sh('docker', ['image', 'inspect', '--format', '{{.Id}}', s.tag ? targetName(s) : r.config]).catch(String)).trim(), r.config, `${key}: image ID`)
+      p.equal((await sh('docker', ['run', '--rm', '--network', 'none', r.config]).catch(String)).trim(), r.output, `${key} runs`)
     }
-    for (const [key, s] of notRunnable()) assert.ok(reportedLeftOut(j, s.digest), `${key}: ${s.digest} is not reported as left out:\n${JSON.stringify(j)}`)
+    for (const [key, s] of notRunnable()) p.ok(reportedLeftOut(j, s.digest), `${key}: ${s.digest} is not reported as left out in ${JSON.stringify(j).slice(0, 300)}`)
+    p.none()
   })
 
   it('install --to podman: podman image inspect REPO@<source digest> works, tagged and digest-only', async () => {
     await removeEngineImages()
     const j = parseJson(airlock(['install', requireArchive(), '--key', pub, '--to', 'podman', '--json']), 'install --to podman')
+    const p = new Problems()
+    const inspect = (ref: string) => sh('podman', ['image', 'inspect', '--format', '{{.Id}}', ref]).then((o) => o.trim(), (e: Error) => `not found: ${e.message.split('\n').slice(-2).join(' ')}`)
     for (const [key, s] of runnables()) {
       const r = s.runnable!
-      const digests = [s.digest, r.manifest].filter((d, i, a) => a.indexOf(d) === i)
-      for (const d of digests) {
-        const out = await sh('podman', ['image', 'inspect', '--format', '{{.Id}}', `${s.repository}@${d}`]).catch((e: Error) => `not found: ${e.message}`)
-        assert.equal(out.trim(), r.config.slice(7), `${key}: podman image inspect ${s.repository}@${d}`)
-      }
-      if (s.tag) assert.equal((await sh('podman', ['image', 'inspect', '--format', '{{.Id}}', targetName(s)])).trim(), r.config.slice(7), `${key}: by tag`)
+      for (const d of [s.digest, r.manifest].filter((d, i, a) => a.indexOf(d) === i)) p.equal(await inspect(`${s.repository}@${d}`), r.config.slice(7), `${key}: podman image inspect ${s.repository}@${d}`)
+      if (s.tag) p.equal(await inspect(targetName(s)), r.config.slice(7), `${key}: podman image inspect ${targetName(s)}`)
     }
-    for (const [key, s] of notRunnable()) assert.ok(reportedLeftOut(j, s.digest), `${key}: ${s.digest} is not reported as left out:\n${JSON.stringify(j)}`)
+    for (const [key, s] of notRunnable()) p.ok(reportedLeftOut(j, s.digest), `${key}: ${s.digest} is not reported as left out in ${JSON.stringify(j).slice(0, 300)}`)
+    p.none()
   })
 
   it('install --to containerd: ctr images ls shows every entry with its source digest', async () => {
     parseJson(airlock(['install', requireArchive(), '--key', pub, '--to', 'containerd', '--json']), 'install --to containerd')
     const rows = (await sh('ctr', ['-a', tb.containerdAddress, '-n', tb.containerdNamespace, 'images', 'ls'])).split('\n').map((l) => l.split(/\s+/))
+    const p = new Problems()
     for (const [key, s] of shapeList(shapes)) {
       const row = rows.find((r) => r[0] === targetName(s))
-      assert.ok(row, `${key}: ${targetName(s)} not in ctr images ls`)
-      assert.equal(row[2], s.digest, `${key}: digest in containerd`)
+      p.ok(row !== undefined, `${key}: ${targetName(s)} not in ctr images ls`)
+      if (row) p.equal(row[2], s.digest, `${key}: digest in containerd`)
     }
+    p.none()
   })
 
   it('docker load -i ARCHIVE works; manifest.json lists exactly the runnable entries without zstd layers', async () => {
     await removeEngineImages()
     const archive = requireArchive()
+    const loaded = await sh('docker', ['load', '-i', archive]).catch((e: Error) => `docker load failed: ${e.message}`)
+    assert.doesNotMatch(loaded, /docker load failed/)
+    const loadable = runnables().filter(([k]) => k !== 'zstd')
     const listed = JSON.parse(await sh('tar', ['-xOf', archive, 'manifest.json'])) as {Config: string}[]
-    const expected = runnables().filter(([k]) => k !== 'zstd').map(([, s]) => `blobs/sha256/${s.runnable!.config.slice(7)}`)
-    assert.deepEqual(listed.map((m) => m.Config).sort(), expected.sort())
-    await sh('docker', ['load', '-i', archive])
-    for (const [key, s] of runnables().filter(([k]) => k !== 'zstd')) {
-      assert.equal((await sh('docker', ['run', '--rm', '--network', 'none', s.runnable!.config])).trim(), s.runnable!.output, `${key} runs after docker load`)
-    }
+    assert.deepEqual(listed.map((m) => m.Config).sort(), loadable.map(([, s]) => `blobs/sha256/${s.runnable!.config.slice(7)}`).sort())
+    const p = new Problems()
+    for (const [key, s] of loadable) p.equal((await sh('docker', ['image', 'inspect', '--format', '{{.Id}}', s.runnable!.config]).catch(String)).trim(), s.runnable!.config, `${key} loaded by docker load`)
+    p.none()
   })
 })
 
@@ -258,25 +282,26 @@ describe('small bundles: a platform subset of an index (rewritten, said so; refu
     const archive = path.join(dir, 'subset.tar')
     const r = airlock(['create', 'subset.yaml', '--sign-key', 'release.key.asc', '-o', archive, '--json'])
     const j = parseJson(r, 'create of the subset') as {images: {digest: string; sourceDigest: string}[]}
-    assert.equal(j.images[0].sourceDigest, bk.digest)
-    assert.notEqual(j.images[0].digest, bk.digest)
-    assert.match(r.stdout, /omitted/, 'create --json says what was left out')
-    assert.ok(r.stdout.includes(bk.images.arm64), 'create --json names the omitted linux/arm64 manifest')
+    const p = new Problems()
+    p.equal(j.images[0].sourceDigest, bk.digest, 'create --json: sourceDigest is the original index')
+    p.ok(j.images[0].digest !== bk.digest, 'create --json: the subset is a new index')
+    p.ok(/omitted/.test(r.stdout), 'create --json says what was omitted')
+    p.ok(r.stdout.includes(bk.images.arm64), 'create --json names the omitted linux/arm64 manifest')
     const meta = JSON.parse(await sh('tar', ['-xOf', archive, 'airlock.json'])) as {images: {digest: string; sourceDigest: string; manifests: {digest: string}[]; omitted?: {digest: string}[]}[]}
     const rec = meta.images[0]
-    assert.equal(rec.sourceDigest, bk.digest)
-    assert.ok(rec.manifests.some((m) => m.digest === bk.images.amd64), 'the linux/amd64 manifest keeps its digest')
-    assert.ok((rec.omitted ?? []).some((o) => o.digest === bk.images.arm64), `omitted lists linux/arm64: ${JSON.stringify(rec.omitted)}`)
+    p.equal(rec.sourceDigest, bk.digest, 'airlock.json: sourceDigest')
+    p.ok(rec.manifests.some((m) => m.digest === bk.images.amd64), 'airlock.json: the linux/amd64 manifest keeps its digest')
+    p.ok((rec.omitted ?? []).some((o) => o.digest === bk.images.arm64), `airlock.json: omitted lists linux/arm64 (${JSON.stringify(rec.omitted)})`)
     const inspect = airlock(['inspect', archive, '--key', pub, '--json'])
-    assert.equal(inspect.code, 0, inspect.stderr)
-    assert.ok(inspect.stdout.includes(bk.digest) && /omitted/.test(inspect.stdout), 'inspect names the original digest and what was omitted')
+    p.ok(inspect.code === 0 && inspect.stdout.includes(bk.digest) && /omitted/.test(inspect.stdout), 'inspect --json names the original digest and what was omitted')
     // On a registry: the new index, and the platform manifest byte for byte.
     const mirror = `${RUN}-subset`
     parseJson(airlock(['install', archive, '--key', pub, '--to', `registry://${tb.registries.target}/${mirror}`, '--json']), 'install of the subset')
     const target = `${tb.registries.target}/${mirror}/${repoPath(bk)}`
-    assert.ok((await raw(`${bk.repository}@${bk.images.amd64}`)).equals(await raw(`${target}@${bk.images.amd64}`)))
-    assert.equal(sha(await raw(`${target}:1`)), rec.digest)
-    await sh('docker', ['load', '-i', archive])
+    p.ok((await raw(`${bk.repository}@${bk.images.amd64}`)).equals(await raw(`${target}@${bk.images.amd64}`).catch(() => Buffer.alloc(0))), 'the linux/amd64 manifest, byte for byte on the target')
+    p.equal(sha(await raw(`${target}:1`)), rec.digest, 'the tag on the target names the new index')
+    p.equal(await sh('docker', ['load', '-i', archive]).then(() => 'ok', (e: Error) => e.message), 'ok', 'docker load -i of the subset archive')
+    p.none()
   })
 
   it('by digest: a subset of a pinned index is refused (exit 2) unless the entry says subset: true', async () => {
@@ -300,11 +325,14 @@ describe('small bundles: a platform subset of an index (rewritten, said so; refu
     await bundle('zstd.yaml', 'shapes-zstd', `  - ${z.ref}\n`)
     const archive = path.join(dir, 'zstd.tar')
     parseJson(airlock(['create', 'zstd.yaml', '--sign-key', 'release.key.asc', '-o', archive, '--json']), 'create of the zstd image')
-    assert.deepEqual(JSON.parse(await sh('tar', ['-xOf', archive, 'manifest.json'])), [], 'Docker Engine 20.10 cannot unpack zstd: not in manifest.json')
-    await sh('docker', ['load', '-i', archive])
+    const p = new Problems()
+    p.equal(await sh('tar', ['-xOf', archive, 'manifest.json']).then((t) => JSON.stringify(JSON.parse(t))), '[]', 'Docker Engine 20.10 cannot unpack zstd: manifest.json must leave it out')
+    p.equal(await sh('docker', ['load', '-i', archive]).then(() => 'ok', (e: Error) => e.message), 'ok', 'docker load -i of the archive')
     await sh('docker', ['rmi', '-f', z.runnable!.config]).catch(() => '')
-    parseJson(airlock(['install', archive, '--key', pub, '--to', 'docker', '--json']), 'install --to docker of zstd layers')
-    assert.equal((await sh('docker', ['image', 'inspect', '--format', '{{.Id}}', targetName(z)])).trim(), z.runnable!.config)
-    assert.equal((await sh('docker', ['run', '--rm', '--network', 'none', z.runnable!.config])).trim(), z.runnable!.output)
+    const r = airlock(['install', archive, '--key', pub, '--to', 'docker', '--json'])
+    p.equal(r.code, 0, `install --to docker of zstd layers: ${r.stdout.slice(0, 1000)}${r.stderr}`)
+    p.equal((await sh('docker', ['image', 'inspect', '--format', '{{.Id}}', targetName(z)]).catch(String)).trim(), z.runnable!.config, 'image ID')
+    p.equal((await sh('docker', ['run', '--rm', '--network', 'none', z.runnable!.config]).catch(String)).trim(), z.runnable!.output, 'the zstd image runs')
+    p.none()
   })
 })
