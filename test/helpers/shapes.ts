@@ -25,7 +25,7 @@ import {gzipSync} from 'node:zlib'
 import {pack} from 'tar-stream'
 
 import {BuiltImage, buildImageBlobs, buildIndexBlobs, DEFAULT_EPOCH, ImageSpec, LayerSpec, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, platformString, PlatformSpec} from './images.js'
-import {addBlob, addManifest, Content, digestOf, emptyContent, mergeContent, pushContent} from './registry-push.js'
+import {addBlob, addManifest, Content, emptyContent, mergeContent, pushContent} from './registry-push.js'
 
 export const OCI_LAYER_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd'
 export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json'
@@ -364,4 +364,3 @@ export function shapeList(s: Shapes): Array<[string, Shape]> {
     ['signed', s.signed], ['signature', s.signature], ['zstd', s.zstd], ['plain', s.plain], ['layers64', s.layers64]]
 }
 
-export {digestOf}

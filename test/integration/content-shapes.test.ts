@@ -27,7 +27,7 @@ import {after, before, describe, it} from 'node:test'
 
 import {runCli, type CliResult} from '../helpers/cli.js'
 import {hasBlob} from '../helpers/registry-push.js'
-import {pushShapes, type Shape, shapeList, type Shapes} from '../helpers/shapes.js'
+import {EMPTY_DIGEST, pushShapes, SBOM_ARTIFACT_TYPE, type Shape, shapeList, type Shapes} from '../helpers/shapes.js'
 import {Testbed, testbed} from '../helpers/testbed.js'
 
 const execFileP = promisify(execFile)
@@ -162,6 +162,9 @@ describe('content shapes: create → verify → install, byte for byte on every 
     const nested = JSON.parse((await raw(shapes.nested.ref)).toString()) as {manifests: {mediaType: string; digest: string}[]}
     assert.equal(nested.manifests[0].digest, shapes.nested.child)
     assert.equal(nested.manifests[0].mediaType, 'application/vnd.oci.image.index.v1+json')
+    const sbom = JSON.parse((await raw(shapes.sbom.ref)).toString()) as {artifactType: string; config: {mediaType: string; digest: string; size: number}; subject: {digest: string}}
+    assert.deepEqual([sbom.artifactType, sbom.config.mediaType, sbom.config.digest, sbom.config.size, sbom.subject.digest],
+      [SBOM_ARTIFACT_TYPE, 'application/vnd.oci.empty.v1+json', EMPTY_DIGEST, 2, shapes.sbomSubject.digest])
     const sig = shapes.signature
     assert.ok(verifySignature('sha256', sig.payload, sig.publicKey, Buffer.from(sig.signatureB64, 'base64')))
     assert.equal(sig.tag, `sha256-${shapes.signed.digest.slice(7)}.sig`)
