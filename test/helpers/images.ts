@@ -357,7 +357,11 @@ export interface PushOptions {
   insecure?: boolean
 }
 
-/** Push an OCI layout's tag to `ref` (host/repo:tag) with skopeo. Returns the pushed manifest digest. */
+/**
+ * Push an OCI layout's tag to `ref` (host/repo:tag) with skopeo. Returns the pushed manifest digest.
+ * An OCI manifest or a flat index keeps its bytes; skopeo 1.9 refuses an index of indexes, so
+ * nested indexes and artifacts go through pushContent (registry-push.ts) instead.
+ */
 export async function pushImage(layoutDir: string, ref: string, opts: PushOptions = {}): Promise<string> {
   const tag = opts.tag ?? 'latest'
   let all = opts.all
