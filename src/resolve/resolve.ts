@@ -1,6 +1,6 @@
 import type {ContentKind} from '../core/content.js'
 import {isZstdLayer} from '../core/content.js'
-import {AirlockError} from '../core/errors.js'
+import {AirlockError, InputError} from '../core/errors.js'
 import {Descriptor, Platform} from '../core/model.js'
 import {formatPlatform, normalizePlatform, platformMatches} from '../spec/platform.js'
 import type {BundleSpec, ImageSpec} from '../spec/types.js'
@@ -101,17 +101,21 @@ async function resolveImage(sources: Sources, img: ImageSpec, dockerPlatform?: s
 export async function resolveImages(spec: BundleSpec, sources: Sources, opts: {dockerPlatform?: string; concurrency?: number} = {}): Promise<ResolvedImage[]> {
   const out: ResolvedImage[] = []
   const errors: string[] = []
+  let allInput = true
   await Promise.all(spec.images.map(async (img, i) => {
     try {
       out[i] = await resolveImage(sources, img, opts.dockerPlatform)
     } catch (error) {
       if (!(error instanceof AirlockError)) throw error
+      allInput &&= error instanceof InputError
       errors[i] = error.message.includes(img.refString) ? error.message : `${img.refString}: ${error.message}`
     }
   }))
   const failed = errors.filter(Boolean)
   if (failed.length > 0) {
-    throw new AirlockError('resolve.failed', `could not resolve ${failed.length} of ${spec.images.length} images`, {details: failed})
+    // What bundle.yaml asks for that cannot be had (a platform, a pinned subset) is the user's to fix: exit 2.
+    const Failure = allInput ? InputError : AirlockError
+    throw new Failure('resolve.failed', `could not resolve ${failed.length} of ${spec.images.length} images`, {details: failed})
   }
   return out
 }

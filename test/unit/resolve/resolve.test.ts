@@ -150,7 +150,7 @@ describe('resolveImages', () => {
     assert.equal(kept.top.digest, idx.digest)
     assert.equal(kept.dockerManifest, a.digest)
     await assert.rejects(resolveImages(spec([{ref: pinned, platforms: ['linux/amd64']}]), sources(c, {})), (e: unknown) =>
-      e instanceof AirlockError && /is pinned to index sha256:[a-f0-9]{64}; platforms linux\/amd64 would keep linux\/amd64 of its 2 images.*subset: true/.test(e.details[0]))
+      e instanceof InputError && /is pinned to index sha256:[a-f0-9]{64}; platforms linux\/amd64 would keep linux\/amd64 of its 2 images.*subset: true/.test(e.details[0]))
     const allowed = spec([{ref: pinned, platforms: ['linux/amd64']}])
     allowed.images[0].subset = true
     const [sub] = await resolveImages(allowed, sources(c, {}))
