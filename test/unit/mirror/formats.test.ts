@@ -45,7 +45,7 @@ describe('mirror-config --format containerd', () => {
   it('one HOST/hosts.toml per upstream host; the mirror is the [host] and the server, under /v2/PREFIX with override_path', () => {
     const g = containerdConfig(plan('registry.local:5000/mirror/site'), {...opts, caFile: '/etc/pki/mirror "ca".pem'})
     assert.deepEqual(g.files.map((f) => f.path), ['127.0.0.1:5301/hosts.toml', 'docker.io/hosts.toml'])
-    const t = parseToml(g.files[1].content) as unknown as HostsToml
+    const t = parseToml(g.files[1].content) as HostsToml
     const url = 'https://registry.local:5000/v2/mirror/site'
     assert.equal(t.server, url)
     assert.deepEqual(Object.keys(t.host), [url])
@@ -61,7 +61,7 @@ describe('mirror-config --format containerd', () => {
 
   it('without a prefix: the bare origin, no override_path; plain HTTP for loopback or --insecure; no ca unless given', () => {
     const g = containerdConfig(plan('registry.local:5000', true), opts)
-    const t = parseToml(g.files[0].content) as unknown as HostsToml
+    const t = parseToml(g.files[0].content) as HostsToml
     assert.equal(t.server, 'http://registry.local:5000')
     assert.equal(t.override_path, undefined)
     assert.equal(t.ca, undefined)
