@@ -43,15 +43,20 @@ Without -o the files are printed (each after a "# ==> PATH <==" line); with -o D
       keys: trustedKeyPaths(flags.key, environment()), allowUnsigned: flags['allow-unsigned'],
     })
     if (this.jsonEnabled()) return r
-    const say = (line: string) => process.stderr.write(`${line}\n`)
+    if (r.format === 'docker') {
+      // Nothing to write: the explanation is the result.
+      for (const n of r.notes) this.log(n)
+      return r
+    }
     if (r.written.length > 0) {
       for (const f of r.written) this.log(`wrote ${f}`)
     } else {
-      for (const f of r.files) this.log(`${r.files.length > 1 || r.format === 'containerd' ? `# ==> ${f.path} <==\n` : ''}${f.content}`)
+      // stdout holds only the files (a single one as it is, to redirect); the rest goes to stderr.
+      const headed = r.files.length > 1 || r.format === 'containerd'
+      r.files.forEach((f, i) => this.log(`${i > 0 ? '\n' : ''}${headed ? `# ==> ${f.path} <==\n` : ''}${f.content.replace(/\n$/, '')}`))
+      if (r.directory && r.files.length > 0) process.stderr.write(`put ${r.files.length > 1 ? 'these files' : 'this file'} under ${r.directory} on each node (or pass -o DIR)\n`)
     }
-    if (r.files.length > 0 && r.written.length === 0 && r.directory) say(`# put ${r.files.length > 1 ? 'these files' : 'this file'} under ${r.directory} on each node (or pass -o DIR)`)
-    // docker: the explanation is the result, so it goes to stdout.
-    for (const n of r.notes) (r.format === 'docker' ? (l: string) => this.log(l) : say)(`${r.format === 'docker' ? '' : 'note: '}${n}`)
+    for (const n of r.notes) process.stderr.write(`note: ${n}\n`)
     return r
   }
 }
