@@ -34,7 +34,7 @@ export interface EnvVar {
 const ARCHIVE_READERS = ['verify', 'install', 'serve'] as const
 
 export const ENVIRONMENT = [
-  {name: 'AIRLOCK_TRUSTED_KEYS', flag: 'key', commands: ARCHIVE_READERS, readBy: 'command', description: 'trusted public key files or directories, comma-separated, when no --key is given'},
+  {name: 'AIRLOCK_TRUSTED_KEYS', flag: 'key', commands: [...ARCHIVE_READERS, 'mirror-config', 'diff'], readBy: 'command', description: 'trusted public key files or directories, comma-separated, when no --key is given'},
   {name: 'AIRLOCK_KEY_PASSPHRASE', flag: 'key-passphrase', commands: ['create', 'key generate', 'sign'], readBy: 'flag', hidden: true, description: 'passphrase of the signing key (hidden flag: a command line is visible to other users, set the variable)'},
   {name: 'AIRLOCK_KEYS_DIR', flag: 'keys-dir', commands: ['create'], readBy: 'flag', description: 'private keys looked up by signing.fingerprint (default $XDG_CONFIG_HOME/airlock/keys)'},
   {name: 'XDG_CONFIG_HOME', flag: 'keys-dir', commands: ['create'], readBy: 'command', description: 'default keys directory: $XDG_CONFIG_HOME/airlock/keys (else ~/.config/airlock/keys)'},

@@ -6,6 +6,7 @@ import {allowUnsignedFlag, archiveArg, hashThreadsFlag, thresholdFlag, threshold
 import {progressFor} from '../cli/progress.js'
 import {installArchive, InstallOptions, InstallResult} from '../install/install.js'
 import {defaultStateFile} from '../install/state.js'
+import {mirrorConfigHint} from '../mirror/mirror-config.js'
 import {trustedKeyPaths} from '../sign/keys.js'
 
 export default class Install extends AirlockCommand {
@@ -58,6 +59,7 @@ Verification is part of the install: the signature is checked against the truste
       this.log(`${result.dryRun ? 'verified (dry run, nothing installed)' : 'installed'}: ${result.bundle.name} ${result.bundle.version} → ${result.target}`)
       if (result.signer) this.log(`  signed by ${result.signer.fingerprint}${result.signer.userId ? ` (${result.signer.userId})` : ''}`)
       for (const img of result.images) this.log(`  ${img.name}  ${img.digest}${img.confirmed ? `  (confirmed ${img.confirmed})` : ''}`)
+      if (!result.dryRun && flags.to.startsWith('registry://')) this.log(`  ${mirrorConfigHint(args.archive, flags.to, flags.insecure)}`)
     }
     return result
   }

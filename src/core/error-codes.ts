@@ -119,6 +119,11 @@ export const ERROR_CODES = [
   'lock.missing',
   // media
   'media.key',
+  // mirror
+  'mirror.bad_format',
+  'mirror.bad_registry',
+  'mirror.ca_file',
+  'mirror.output',
   // package
   'package.incomplete',
   'package.tool',

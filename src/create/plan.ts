@@ -2,7 +2,7 @@ import type * as openpgp from 'openpgp'
 
 import {imageBlobs, ResolvedImage} from '../resolve/resolve.js'
 import type {BundleSpec} from '../spec/types.js'
-import {AirlockMetadata, FORMAT_VERSION, ImageRecord} from '../transports/archive/metadata.js'
+import {AirlockMetadata, bundleLayers, FORMAT_VERSION, ImageRecord} from '../transports/archive/metadata.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 import {readArchive} from '../transports/archive/reader.js'
 import {ArchivePlan, planArchive} from '../transports/archive/writer.js'
@@ -18,8 +18,7 @@ export interface PreviousBundle {
 /** The layers a previous bundle shipped or expected (its metadata only; it is our own earlier output). */
 export async function previousBundle(archive: string): Promise<PreviousBundle> {
   const {head} = await readArchive(await resolveArchiveParts(archive), {trustedKeys: [], allowUnsigned: true, headOnly: true, checkExpiry: false})
-  const layers = new Set(head.metadata.images.flatMap((i) => i.manifests.flatMap((m) => m.layers)))
-  return {name: head.metadata.bundle.name, version: head.metadata.bundle.version, layers}
+  return {name: head.metadata.bundle.name, version: head.metadata.bundle.version, layers: bundleLayers(head.metadata)}
 }
 
 /** What every layout of this run shares: the bundle, its timestamps and signing key. */

@@ -234,3 +234,11 @@ export function fileHashes(meta: Buffer, index: Buffer, dockerManifest: Buffer, 
   for (const d of blobDigests) files.set(blobPath(d), d.slice(7))
   return files
 }
+
+/**
+ * The layers a bundle shipped or expected (every layer its images' manifests name): what a
+ * differential bundle made against it (`create --since`) leaves out.
+ */
+export function bundleLayers(metadata: Pick<AirlockMetadata, 'images'>): Set<string> {
+  return new Set(metadata.images.flatMap((i) => i.manifests.flatMap((m) => m.layers)))
+}

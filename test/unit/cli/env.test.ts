@@ -11,10 +11,12 @@ import type {Command} from '@oclif/core'
 
 import {ENVIRONMENT} from '../../../src/cli/env.js'
 import Create from '../../../src/commands/create.js'
+import Diff from '../../../src/commands/diff.js'
 import Init from '../../../src/commands/init.js'
 import Inspect from '../../../src/commands/inspect.js'
 import Install from '../../../src/commands/install.js'
 import KeyGenerate from '../../../src/commands/key/generate.js'
+import MirrorConfig from '../../../src/commands/mirror-config.js'
 import Serve from '../../../src/commands/serve.js'
 import Sign from '../../../src/commands/sign.js'
 import Validate from '../../../src/commands/validate.js'
@@ -23,6 +25,7 @@ import Verify from '../../../src/commands/verify.js'
 type FlagLike = {env?: string; hidden?: boolean}
 const COMMANDS: Record<string, typeof Command> = {
   create: Create, init: Init, inspect: Inspect, install: Install, 'key generate': KeyGenerate, serve: Serve, sign: Sign, validate: Validate, verify: Verify,
+  'mirror-config': MirrorConfig, diff: Diff,
 }
 const flagsOf = (c: typeof Command): Record<string, FlagLike> => ({...c.baseFlags, ...c.flags})
 
