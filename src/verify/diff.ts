@@ -3,7 +3,7 @@
  * blob is read): images added, removed and changed (per platform), the layers NEW brings, and the
  * size of the differential bundle `create --since OLD` would write for NEW.
  */
-import {BlobRef, bundleLayers, ImageRecord} from '../transports/archive/metadata.js'
+import {BlobRef, bundleLayers, ImageRecord, kindOf} from '../transports/archive/metadata.js'
 import {readSignedHeads, SignedBundleHead, SignedHeadOptions} from './signed-head.js'
 
 export interface BundleSide {
@@ -50,8 +50,10 @@ function uniqueBlobs(images: ImageRecord[]): Map<string, number> {
 }
 
 function platformChanges(a: ImageRecord, b: ImageRecord): PlatformChange[] {
-  const before = new Map(a.manifests.map((m) => [m.platform, m.digest]))
-  const after = new Map(b.manifests.map((m) => [m.platform, m.digest]))
+  // Runnable images only: attestations, signatures and artifacts have no platform to compare by.
+  const runnable = (i: ImageRecord) => i.manifests.filter((m) => kindOf(m) === 'image').map((m) => [m.platform, m.digest] as const)
+  const before = new Map(runnable(a))
+  const after = new Map(runnable(b))
   const out: PlatformChange[] = []
   for (const [platform, digest] of after) {
     const was = before.get(platform)
