@@ -11,7 +11,8 @@
 // Modules that read the package's own files at run time (relative to import.meta.url) are
 // replaced by the bundle with their content: src/version.ts, src/spec/schema-file.ts.
 // Needs the devDependencies (esbuild, postject); reads only local files (downloads nothing).
-// Usage: node scripts/build-sea.mjs [OUT_FILE]   (default dist-package/airlock-VERSION-PLATFORM)
+// Usage: node scripts/build-sea.mjs [OUT_DIR]   (writes OUT_DIR/airlock-VERSION-PLATFORM; default
+// dist-package; `npm run package` runs it after the tarball form, scripts/package.sh)
 import {spawnSync} from 'node:child_process'
 import {chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -35,7 +36,7 @@ async function commandFiles(root) {
 function entrySource(root, pkg, commands) {
   const imports = commands.map((c, i) => `import C${i} from ${JSON.stringify(c.file)}`)
   const table = commands.map((c, i) => `  ${JSON.stringify(c.id)}: C${i},`)
-  const pjson = {name: pkg.name, version: pkg.version, oclif: pkg.oclif}
+  const pjson = {name: pkg.name, version: pkg.version, description: pkg.description, oclif: pkg.oclif}
   return [
     `import {getAsset} from 'node:sea'`,
     `import {runSea} from ${JSON.stringify(path.join(root, 'src', 'cli', 'sea-main.ts'))}`,
@@ -87,18 +88,13 @@ function bundleOptions(plugins) {
       'var require = ((builtin) => Object.assign((id) => { if (builtin("node:module").isBuiltin(id)) return builtin(id);',
       '  throw Object.assign(new Error(`Cannot find module \'${id}\' (a single executable has no module files)`), {code: "MODULE_NOT_FOUND"}) }, builtin))(require);',
     ].join('\n')},
+    // A single executable's main script has no import(): an import() of a built-in module
+    // (node:sea) becomes a require(); those of bundled modules are resolved by esbuild anyway.
+    supported: {'dynamic-import': false},
     // oclif reads tsconfig.json with TypeScript only for a plugin run from its .ts sources: never here.
     external: ['typescript'],
     plugins,
   }
-}
-
-/** The highest GLIBC_ and GLIBCXX_ symbol versions the node binary names: what a target's C library must offer. */
-export async function glibcRequirement(binary) {
-  const text = (await readFile(binary)).toString('latin1')
-  const highest = (re) => [...new Set(text.match(re) ?? [])]
-    .sort((a, b) => a.localeCompare(b, 'en', {numeric: true})).at(-1)
-  return {glibc: highest(/GLIBC_2\.\d+(?:\.\d+)?(?=\0)/g)?.slice('GLIBC_'.length), glibcxx: highest(/GLIBCXX_3\.4(?:\.\d+)?(?=\0)/g)?.slice('GLIBCXX_'.length)}
 }
 
 /**
@@ -123,15 +119,15 @@ function run(cmd, args, opts) {
 }
 
 /**
- * Build the single executable at `out` (written as OUT.partial, then renamed). `node` is the
- * binary to inject into and to make the blob with (they must be the same Node version).
+ * Build the single executable into `outDir` as airlock-VERSION-PLATFORM (written as .partial,
+ * then renamed). `node` is the binary to inject into and to make the blob with (one Node version).
  */
-export async function buildSea({out, root = repo, node = process.execPath} = {}) {
+export async function buildSea({outDir, root = repo, node = process.execPath} = {}) {
   const started = Date.now()
   const {build} = await import('esbuild')
   const {inject} = (await import('postject')).default
   const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'))
-  const target = out ?? path.join(root, 'dist-package', `airlock-${pkg.version}-${process.platform}-${process.arch}`)
+  const target = path.join(outDir ?? path.join(root, 'dist-package'), `airlock-${pkg.version}-${process.platform}-${process.arch}`)
   if (!(await readFile(node)).includes(SEA_FUSE)) throw new Error(`${node} has no single-executable support (its build lacks ${SEA_FUSE})`)
   const schemaText = await readFile(path.join(root, 'schemas', 'bundle.schema.json'), 'utf8')
   const stage = await mkdtemp(path.join(os.tmpdir(), 'airlock-sea-build-'))
@@ -155,19 +151,26 @@ export async function buildSea({out, root = repo, node = process.execPath} = {})
 
     await mkdir(path.dirname(target), {recursive: true})
     const partial = `${target}.partial`
-    await copyFile(node, partial)
-    await chmod(partial, 0o755)
-    const blob = await readFile(config.output)
-    await quietly(() => inject(partial, 'NODE_SEA_BLOB', blob, {sentinelFuse: SEA_FUSE}))
-    await rename(partial, target)
-    return {file: target, bytes: (await stat(target)).size, ms: Date.now() - started, nodeVersion: spawnSync(node, ['--version'], {encoding: 'utf8'}).stdout.trim(), ...(await glibcRequirement(node))}
+    try {
+      await copyFile(node, partial)
+      await chmod(partial, 0o755)
+      const blob = await readFile(config.output)
+      await quietly(() => inject(partial, 'NODE_SEA_BLOB', blob, {sentinelFuse: SEA_FUSE}))
+      await rename(partial, target)
+    } catch (error) {
+      await rm(partial, {force: true})
+      throw error
+    }
+    return {file: target, bytes: (await stat(target)).size, ms: Date.now() - started}
   } finally {
     await rm(stage, {recursive: true, force: true})
   }
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const r = await buildSea({out: process.argv[2] && path.resolve(process.argv[2])})
-  process.stdout.write(`wrote ${r.file} (${(r.bytes / 1024 / 1024).toFixed(1)} MiB, Node ${r.nodeVersion} ${process.platform}-${process.arch}) in ${(r.ms / 1000).toFixed(1)} s\n`)
-  process.stdout.write(`  needs on the target: glibc >= ${r.glibc}${r.glibcxx ? `, libstdc++ with GLIBCXX_${r.glibcxx}` : ''}; no Node\n`)
+  const r = await buildSea({outDir: process.argv[2] && path.resolve(process.argv[2])})
+  // (from the build: `npm run package` builds first)
+  const {describeLibc, libcRequirement} = await import('../dist/package/executable.js')
+  process.stdout.write(`wrote ${r.file} (${(r.bytes / 1024 / 1024).toFixed(1)} MiB, Node ${process.version} ${process.platform}-${process.arch}) in ${(r.ms / 1000).toFixed(1)} s\n`)
+  process.stdout.write(`  on the target (no Node needed; ${describeLibc(await libcRequirement(r.file))}): ./${path.basename(r.file)} --help\n`)
 }

@@ -20,6 +20,7 @@ import {execute} from '@oclif/core/execute'
 import type {PJSON} from '@oclif/core/interfaces'
 
 import {ThreadModule, useThreadScripts} from '../blob/workers.js'
+import {AirlockError} from '../core/errors.js'
 import {environment} from './env.js'
 import {runFastVerify} from './fast.js'
 
@@ -42,17 +43,23 @@ function threadScriptsFromAssets(getAsset: (name: string) => ArrayBuffer): (name
   let dir: string | undefined
   const written = new Set<ThreadModule>()
   return (name) => {
-    if (!dir) {
-      dir = mkdtempSync(path.join(os.tmpdir(), 'airlock-sea-'))
-      const made = dir
-      process.once('exit', () => rmSync(made, {recursive: true, force: true}))
+    try {
+      if (!dir) {
+        dir = mkdtempSync(path.join(os.tmpdir(), 'airlock-sea-'))
+        const made = dir
+        process.once('exit', () => rmSync(made, {recursive: true, force: true}))
+      }
+      const file = path.join(dir, threadAssetName(name))
+      if (!written.has(name)) {
+        writeFileSync(file, Buffer.from(getAsset(threadAssetName(name))), {mode: 0o400, flag: 'wx'})
+        written.add(name)
+      }
+      return file
+    } catch (error) {
+      throw new AirlockError('package.thread_script', `cannot write the script of a hashing thread into ${os.tmpdir()}: ${(error as Error).message}`, {
+        cause: error, details: ['the single executable starts its hashing threads from there: set TMPDIR to a writable directory'],
+      })
     }
-    const file = path.join(dir, threadAssetName(name))
-    if (!written.has(name)) {
-      writeFileSync(file, Buffer.from(getAsset(threadAssetName(name))), {mode: 0o400, flag: 'wx'})
-      written.add(name)
-    }
-    return file
   }
 }
 

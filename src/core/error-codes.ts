@@ -121,6 +121,7 @@ export const ERROR_CODES = [
   'media.key',
   // package
   'package.incomplete',
+  'package.thread_script',
   'package.tool',
   // platform
   'platform.duplicate',
