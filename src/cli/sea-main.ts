@@ -10,7 +10,7 @@
  * - the hash worker scripts: SEA assets, written once per process to a private temporary
  *   directory (a worker thread starts from a file) and removed at exit.
  */
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -21,6 +21,7 @@ import type {PJSON} from '@oclif/core/interfaces'
 
 import {ThreadModule, useThreadScripts} from '../blob/workers.js'
 import {AirlockError} from '../core/errors.js'
+import {airlockRunning, processUniqueName} from '../core/process.js'
 import {environment} from './env.js'
 import {runFastVerify} from './fast.js'
 
@@ -35,9 +36,29 @@ export function threadAssetName(name: ThreadModule): string {
   return `${name}.cjs`
 }
 
+const SCRIPT_DIR = /^airlock-sea\.(\d+)\.[0-9a-f]+$/
+
 /**
- * Worker scripts from the executable's assets: written on first use into a directory only this
- * user can read (mkdtemp, mode 0700), so nobody else can swap a script before a thread loads it.
+ * The script folders (`airlock-sea.PID.RANDOM`) of earlier runs whose process is gone: a process
+ * killed by a signal does not run its exit handler. Another user's folder is left alone (it
+ * cannot be removed anyway).
+ */
+export function removeAbandonedScripts(tmp: string): void {
+  for (const name of readdirSync(tmp)) {
+    const pid = Number(SCRIPT_DIR.exec(name)?.[1])
+    if (!pid || pid === process.pid || airlockRunning(pid)) continue
+    try {
+      rmSync(path.join(tmp, name), {recursive: true, force: true})
+    } catch {
+      // not ours
+    }
+  }
+}
+
+/**
+ * Worker scripts from the executable's assets: written on first use into a new directory only
+ * this user can read (mode 0700), so nobody else can swap a script before a thread loads it;
+ * removed at exit.
  */
 function threadScriptsFromAssets(getAsset: (name: string) => ArrayBuffer): (name: ThreadModule) => string {
   let dir: string | undefined
@@ -45,9 +66,11 @@ function threadScriptsFromAssets(getAsset: (name: string) => ArrayBuffer): (name
   return (name) => {
     try {
       if (!dir) {
-        dir = mkdtempSync(path.join(os.tmpdir(), 'airlock-sea-'))
-        const made = dir
+        removeAbandonedScripts(os.tmpdir())
+        const made = path.join(os.tmpdir(), processUniqueName('airlock-sea'))
+        mkdirSync(made, {mode: 0o700})
         process.once('exit', () => rmSync(made, {recursive: true, force: true}))
+        dir = made
       }
       const file = path.join(dir, threadAssetName(name))
       if (!written.has(name)) {

@@ -138,6 +138,20 @@ describe('single executable', () => {
     assert.deepEqual(await readdir(tmp), [], 'the hashing threads\' scripts are removed at exit')
   })
 
+  it('removes the thread scripts left by a run killed by a signal, not those of a running one', async () => {
+    const dead = spawnSync('true').pid
+    const left = path.join(tmp, `airlock-sea.${dead}.0badc0de`)
+    const running = path.join(tmp, `airlock-sea.${process.pid}.0badcafe`)
+    for (const d of [left, running]) {
+      await mkdir(d)
+      await writeFile(path.join(d, 'range-hash-thread.cjs'), '')
+    }
+    const ok = runNoNode(['verify', archive, '--key', path.join(dir, 'k.pub.asc'), '--hash-threads', '2'])
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.deepEqual(await readdir(tmp), [path.basename(running)])
+    await rm(running, {recursive: true})
+  })
+
   it('installs into an oci: directory exactly the files the normal CLI installs', async () => {
     const sea = runNoNode(['install', archive, '--key', path.join(dir, 'k.pub.asc'), '--to', `oci:${path.join(dir, 'oci-sea')}`, '--state-file', path.join(dir, 'state-sea.json')])
     assert.equal(sea.code, 0, sea.stderr)
