@@ -17,6 +17,7 @@ import {after, before, describe, it} from 'node:test'
 import {generateKeyPair, loadPrivateKey} from '../../src/sign/keys.js'
 import {randomLayer, syntheticArchive} from '../helpers/archive.js'
 import {ROOT as root, runCli} from '../helpers/cli.js'
+import {buildImage, pushImage} from '../helpers/images.js'
 import {testbed} from '../helpers/testbed.js'
 
 let dir: string
@@ -182,13 +183,17 @@ describe('single executable', () => {
 })
 
 describe('create --with-installer from the single executable', () => {
-  it('puts the executable itself on the media, and INSTALL.txt\'s steps run without node', async () => {
+  it('puts the executable itself on the media, and INSTALL.txt\'s steps run without node, up to an install into docker', async () => {
     const tb = await testbed()
     const work = path.join(dir, 'media-work')
     await mkdir(work)
+    // An image of this run's own (a name no other test uses), pushed to the testbed registry.
+    const ref = `${tb.registries.open}/sea/media-${process.pid}:1`
+    const image = await buildImage({layers: [{files: {'/data/blob.bin': randomLayer(3_000_000)}}]}, path.join(work, 'layout'))
+    await pushImage(image.dir, ref)
     await writeFile(path.join(work, 'bundle.yaml'), [
       'apiVersion: airlock/v1', 'kind: Bundle', 'metadata: {name: sea-media, version: 1.0.0}', 'images:',
-      `  - ${tb.images['app-a'].ref}`, 'registries:', `  ${tb.registries.open}: {insecure: true}`, '',
+      `  - ${ref}`, 'registries:', `  ${tb.registries.open}: {insecure: true}`, '',
     ].join('\n'))
     const media = path.join(dir, 'media')
     const r = runNoNode(['create', path.join(work, 'bundle.yaml'), '--sign-key', path.join(dir, 'k.asc'), '-o', path.join(work, 'media.tar'), '--with-installer', media, '--json'])
@@ -207,6 +212,17 @@ describe('create --with-installer from the single executable', () => {
       const s = runNoNode([], {cwd: media, shell: step})
       assert.equal(s.code, 0, `${step}: ${s.stderr}`)
       if (n === 2) assert.match(s.stdout, new RegExp(`signed by ${fingerprint}`))
+    }
+    // Step 3 into docker: the hashing thread of a docker install runs from the executable's assets.
+    const docker = {DOCKER_HOST: tb.dockerHost, DOCKER_CONFIG: tb.dockerConfig}
+    try {
+      const step = /^ {5}(\.\/airlock install .* --to docker)$/m.exec(text)![1]
+      const s = runNoNode([], {cwd: media, shell: `${step} --hash-threads 2 --state-file ${path.join(dir, 'state-media.json')}`, env: docker})
+      assert.equal(s.code, 0, `${step}: ${s.stderr}`)
+      const id = execFileSync('docker', ['image', 'inspect', '--format', '{{.Id}}', ref], {env: {...process.env, ...docker}, encoding: 'utf8'}).trim()
+      assert.equal(id, image.configDigest)
+    } finally {
+      spawnSync('docker', ['rmi', '-f', ref], {env: {...process.env, ...docker}})
     }
   })
 })
