@@ -14,7 +14,7 @@
 // Usage: node scripts/build-sea.mjs [OUT_DIR]   (writes OUT_DIR/airlock-VERSION-PLATFORM; default
 // dist-package; `npm run package` runs it after the tarball form, scripts/package.sh)
 import {spawnSync} from 'node:child_process'
-import {chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {chmod, copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -49,7 +49,7 @@ function entrySource(root, pkg, commands) {
   ].join('\n')
 }
 
-/** esbuild plugin: whole modules replaced by build-time content (see the header). */
+/** esbuild plugin: whole modules replaced by build-time content (see the header); each must be used. */
 function substitutes(root, pkg, schemaText) {
   const byFile = new Map([
     [path.join(root, 'src', 'version.ts'), `export const TOOL_VERSION: string = ${JSON.stringify(pkg.version)}\n`],
@@ -61,10 +61,21 @@ function substitutes(root, pkg, schemaText) {
       '',
     ].join('\n')],
   ])
+  const used = new Set()
   return {
     name: 'airlock-substitutes',
     setup(build) {
-      build.onLoad({filter: /\.ts$/}, (args) => (byFile.has(args.path) ? {contents: byFile.get(args.path), loader: 'ts'} : undefined))
+      build.onLoad({filter: /\.ts$/}, (args) => {
+        if (!byFile.has(args.path)) return undefined
+        used.add(args.path)
+        return {contents: byFile.get(args.path), loader: 'ts'}
+      })
+      build.onEnd((result) => {
+        const unused = [...byFile.keys()].filter((f) => !used.has(f))
+        if (result.errors.length === 0 && build.initialOptions.stdin && unused.length > 0) {
+          return {errors: [{text: `not bundled, so not replaced (renamed? moved?): ${unused.join(', ')}`}]}
+        }
+      })
     },
   }
 }
@@ -122,13 +133,18 @@ function run(cmd, args, opts) {
  * Build the single executable into `outDir` as airlock-VERSION-PLATFORM (written as .partial,
  * then renamed). `node` is the binary to inject into and to make the blob with (one Node version).
  */
-export async function buildSea({outDir, root = repo, node = process.execPath} = {}) {
+export async function buildSea({outDir, root: given = repo, node = process.execPath} = {}) {
   const started = Date.now()
+  const root = await realpath(given) // esbuild names modules by their real path
   const {build} = await import('esbuild')
   const {inject} = (await import('postject')).default
   const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'))
   const target = path.join(outDir ?? path.join(root, 'dist-package'), `airlock-${pkg.version}-${process.platform}-${process.arch}`)
   if (!(await readFile(node)).includes(SEA_FUSE)) throw new Error(`${node} has no single-executable support (its build lacks ${SEA_FUSE})`)
+  // oclif loads plugins and hooks from files, which the executable does not have: say so.
+  for (const key of ['plugins', 'hooks']) {
+    if (pkg.oclif?.[key] && Object.keys(pkg.oclif[key]).length > 0) process.stderr.write(`warning: package.json oclif.${key} (${Object.keys(pkg.oclif[key]).join(', ')}) are not in the single executable: it holds the commands of src/commands/ only\n`)
+  }
   const schemaText = await readFile(path.join(root, 'schemas', 'bundle.schema.json'), 'utf8')
   const stage = await mkdtemp(path.join(os.tmpdir(), 'airlock-sea-build-'))
   try {
