@@ -32,7 +32,7 @@ export interface SeaPackage {
 }
 
 /** The asset name of a worker script inside the executable (scripts/build-sea.mjs embeds them so). */
-export function threadAssetName(name: ThreadModule): string {
+function threadAssetName(name: ThreadModule): string {
   return `${name}.cjs`
 }
 
