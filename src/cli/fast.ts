@@ -64,12 +64,13 @@ export function archiveArgument(argv: string[]): string | undefined {
 /**
  * Run `verify ARGV…` here if it is in the plain form; false (having done nothing) otherwise.
  * Sets process.exitCode as the command would: 0, or the AirlockError's exit code.
+ * `pgpCodeCache: false` (the single executable, whose openpgp.js is bundled): no code cache file.
  */
-export async function runFastVerify(argv: string[]): Promise<boolean> {
+export async function runFastVerify(argv: string[], opts: {pgpCodeCache?: boolean} = {}): Promise<boolean> {
   const cmd = parseFastVerify(argv)
   if (!cmd) return false
   const early = startEarlyHashing(cmd.archive, cmd.hashThreads)
-  usePgpCodeCache(fileURLToPath(new URL('../openpgp.v8cache', import.meta.url)))
+  if (opts.pgpCodeCache !== false) usePgpCodeCache(fileURLToPath(new URL('../openpgp.v8cache', import.meta.url)))
   try {
     const result = await verifyArchive({archive: cmd.archive, keys: cmd.keys, allowUnsigned: cmd.allowUnsigned, hashThreads: cmd.hashThreads, threshold: cmd.threshold, early})
     if (cmd.json) console.log(JSON.stringify(result, null, 2))

@@ -126,6 +126,7 @@ export const ERROR_CODES = [
   'mirror.output',
   // package
   'package.incomplete',
+  'package.thread_script',
   'package.tool',
   // platform
   'platform.duplicate',

@@ -1,17 +1,13 @@
 /**
  * The JSON Schema in schemas/bundle.schema.json is the single source of truth for the bundle.yaml
- * shape: editors use it for completion, and ajv runs it here. It is read at run time relative to the
- * package root, which works both from src/ (tsx) and dist/ (tsc).
+ * shape: editors use it for completion, and ajv runs it here. It is read at run time (schema-file.ts).
  */
-import {readFileSync} from 'node:fs'
-import {fileURLToPath} from 'node:url'
-
 import {Ajv, type AnySchemaObject, type ValidateFunction} from 'ajv'
 
 import {AirlockError} from '../core/errors.js'
+import {readSchemaText, SCHEMA_PATH} from './schema-file.js'
 
-/** Absolute path of schemas/bundle.schema.json in the installed package. */
-export const SCHEMA_PATH = fileURLToPath(new URL('../../schemas/bundle.schema.json', import.meta.url))
+export {SCHEMA_PATH} from './schema-file.js'
 
 let cachedSchema: AnySchemaObject | undefined
 let cachedValidator: ValidateFunction | undefined
@@ -20,7 +16,7 @@ let cachedValidator: ValidateFunction | undefined
 export function bundleSchema(): AnySchemaObject {
   if (!cachedSchema) {
     try {
-      cachedSchema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as AnySchemaObject
+      cachedSchema = JSON.parse(readSchemaText()) as AnySchemaObject
     } catch (error) {
       throw new AirlockError('schema.missing', `cannot read the bundle schema at ${SCHEMA_PATH} (broken installation?)`, {cause: error})
     }
