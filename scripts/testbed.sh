@@ -57,6 +57,7 @@ PKG_MAP=(
   "newuidmap:uidmap"
   "curl:curl"
   "sqop:sqop"
+  "zstd:zstd"
 )
 
 ensure_packages() {
