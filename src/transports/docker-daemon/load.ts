@@ -177,7 +177,7 @@ export class DockerLoad {
     this.finishing = true
     await this.archive?.close()
     // The decompressed zstd layers, verified as stored (compressed) before the load can end.
-    for (const layer of this.zstd.layers) await this.guard(() => this.tar!.blob(layer.digest, layer.size, ZstdSpool.read(layer)))
+    for (const layer of await this.zstd.layers()) await this.guard(() => this.tar!.blob(layer.digest, layer.size, ZstdSpool.read(layer)))
     await this.guard(() => this.tar!.finish())
     let r: Reply
     try {

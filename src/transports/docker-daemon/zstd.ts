@@ -4,9 +4,9 @@
  * inflated (inflate.ts), with fzstd (pure JavaScript, ~80 MB/s of output on one core).
  *
  * A tar entry needs its size before its content, and a zstd frame need not say its content size
- * (nor is a layer one frame), so each zstd layer is decompressed into a file of a private
- * directory while its compressed bytes stream and verify, and that file goes into the load as
- * the layer's entry at the end, once the whole archive verified. dockerd then checks the
+ * (nor is a layer one frame), so each zstd layer is kept, decompressed once it verified into a
+ * file of a private directory, and that file goes into the load as the layer's entry at the
+ * end, once the whole archive verified. dockerd then checks the
  * decompressed tar against the config's diff_id (the image ID stays the config digest).
  */
 import {createReadStream} from 'node:fs'
@@ -53,24 +53,41 @@ export interface Decompressed {
   size: number
 }
 
-/** zstd layers decompressed into files of one private directory, for the end of a load. */
+/**
+ * zstd layers, for the end of a load: each is written as it streams (and so verifies), and only
+ * once it verified decompressed into a file of one private directory, in the background while
+ * the rest of the archive streams. Decompressing only verified bytes: a frame header read by the
+ * decompressor (its window size: what it allocates) is signed content, never an attacker's.
+ */
 export class ZstdSpool {
   private dir?: string
-  readonly layers: Decompressed[] = []
+  private readonly pending: Promise<Decompressed>[] = []
 
   constructor(private readonly base = os.tmpdir()) {}
 
-  /**
-   * Decompress the verified stream `data` of layer `digest` into a file. A decompression error is
-   * reported only after the rest of the blob was read (and so verified): a tampered layer is
-   * reported as tampered.
-   */
+  /** Keep the verified stream `data` of zstd layer `digest`, and start decompressing it once verified. */
   async add(digest: string, data: AsyncIterable<Buffer>): Promise<void> {
     this.dir ??= await mkdtemp(path.join(this.base, 'airlock-zstd-'))
-    const file = path.join(this.dir, digest.slice(7))
+    const packed = path.join(this.dir, `${digest.slice(7)}.zst`)
+    const fh = await open(packed, 'wx', 0o600)
+    try {
+      for await (const chunk of data) await fh.write(chunk)
+    } finally {
+      await fh.close()
+    }
+    const done = this.decompress(digest, packed, path.join(this.dir, digest.slice(7)))
+    done.catch(() => {}) // awaited in layers()
+    this.pending.push(done)
+  }
+
+  /** Every layer added, decompressed; an AirlockError naming zstd if one cannot be. */
+  layers(): Promise<Decompressed[]> {
+    return Promise.all(this.pending)
+  }
+
+  private async decompress(digest: string, packed: string, file: string): Promise<Decompressed> {
     const fh = await open(file, 'wx', 0o600)
     let size = 0
-    let failure: Error | undefined
     try {
       let out: Uint8Array[] = []
       const z = new Decompress((chunk) => { if (chunk.length) out.push(chunk) })
@@ -81,37 +98,28 @@ export class ZstdSpool {
         }
         out = []
       }
-      // fzstd keeps references to the chunks it was given: they are never handed back.
-      for await (const chunk of data) {
-        if (failure) continue
-        try {
-          z.push(chunk)
-          await flush()
-        } catch (error) {
-          failure = error as Error
-        }
+      for await (const chunk of createReadStream(packed, {highWaterMark: 1024 * 1024})) {
+        z.push(chunk as Buffer)
+        await flush()
       }
-      if (!failure) {
-        try {
-          z.push(new Uint8Array(0), true)
-          await flush()
-        } catch (error) {
-          failure = error as Error
-        }
-      }
+      z.push(new Uint8Array(0), true)
+      await flush()
+    } catch (error) {
+      throw new AirlockError('install.docker_failed', `layer ${digest} starts like zstd but cannot be decompressed: ${(error as Error).message}`, {cause: error})
     } finally {
       await fh.close()
+      await rm(packed, {force: true})
     }
-    if (failure) throw new AirlockError('install.docker_failed', `layer ${digest} starts like zstd but cannot be decompressed: ${failure.message}`, {cause: failure})
-    this.layers.push({digest, path: file, size})
+    return {digest, path: file, size}
   }
 
-  /** The decompressed content of a layer added before. */
+  /** The decompressed content of a layer. */
   static read(layer: Decompressed): AsyncIterable<Buffer> {
     return createReadStream(layer.path, {highWaterMark: 1024 * 1024})
   }
 
   async close(): Promise<void> {
+    await Promise.allSettled(this.pending)
     if (this.dir) await rm(this.dir, {recursive: true, force: true}).catch(() => {})
     this.dir = undefined
   }
