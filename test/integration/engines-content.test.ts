@@ -192,6 +192,10 @@ describe('install --to docker|podman: entries with nothing runnable are skipped 
       assert.match(human.stdout, new RegExp(`left out ${names.chart.replace(/[.]/g, '\\.')} .*\\(artifact: `))
       assert.match(human.stdout, new RegExp(`left out ${names.sig.replace(/[.]/g, '\\.')} .*\\(signature: `))
       assert.match(human.stdout, /: left out 1 attestation/)
+      // Nothing runnable selected at all: no load, nothing fails, the chart is reported.
+      const none = install(archive, engine, ['--only', names.chart])
+      assert.deepEqual(none.images, [])
+      assert.deepEqual(none.skipped?.map((s) => s.name), [names.chart])
     })
   }
 })
