@@ -16,11 +16,11 @@ import {checkDowngrade, readState, recordInstall} from './state.js'
 import {sha256Hex} from '../core/digest.js'
 import type {Destination, DestinationContext, InstalledImage, LeftOut, LeftOutManifests, SkippedEntry} from '../transports/types.js'
 import {engineContent} from '../transports/engine-content.js'
-
-export {countsText} from '../transports/engine-content.js'
 import {requireBaseOnTarget, withBaseArchive} from './differential.js'
 import {blobsOf, InflatedSizeError} from '../transports/docker-archive/tarstream.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
+
+export {countsText} from '../transports/engine-content.js'
 
 export interface InstallOptions {
   /** The archive, its first part, or a glob of its parts. */

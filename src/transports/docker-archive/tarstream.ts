@@ -91,8 +91,6 @@ export class VerifiedTarStream {
    * `ociLayout: false` leaves out oci-layout and index.json, and every blob but the configs and
    * layers that manifest.json names: a plain docker archive, for a loader that reads only
    * manifest.json (and may be sent inflated layers, whose content no longer matches the digests).
-   */
-  /**
    * `zstd: true`: manifest.json lists the images with zstd layers too (their layers are sent
    * decompressed, see docker-daemon/zstd.ts).
    */

@@ -36,7 +36,7 @@ export class DockerLoad {
   private images: ImageRecord[] = []
   /** What the selection holds that docker does not get (entries with nothing runnable, other manifests). */
   leftOut: LeftOut = {skipped: [], manifests: []}
-  /** zstd layers, decompressed while they stream (classic store only), sent at the end. */
+  /** zstd layers (classic store only): kept as they stream, decompressed once verified, sent at the end. */
   private readonly zstd = new ZstdSpool()
   private tar?: VerifiedTarStream
   private head?: VerifiedHead
@@ -194,11 +194,11 @@ export class DockerLoad {
   async abort(error: unknown): Promise<void> {
     this.aborted = true
     await this.archive?.close().catch(() => {})
-    await this.zstd.close()
     // Break the connection first: dockerd must see a body without its end and load nothing.
     this.req?.socket?.destroy()
     this.req?.destroy()
     this.tar?.fail(error)
+    await this.zstd.close()
     await Promise.race([this.reply?.catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())])
   }
 
