@@ -4,7 +4,7 @@ import {AirlockCommand} from '../cli/base.js'
 import {environment, hashThreadsOf} from '../cli/env.js'
 import {allowUnsignedFlag, archiveArg, hashThreadsFlag, thresholdFlag, thresholdOf, trustedKeysFlag} from '../cli/flags.js'
 import {progressFor} from '../cli/progress.js'
-import {installArchive, InstallOptions, InstallResult} from '../install/install.js'
+import {countsText, installArchive, InstallOptions, InstallResult} from '../install/install.js'
 import {defaultStateFile} from '../install/state.js'
 import {mirrorConfigHint} from '../mirror/mirror-config.js'
 import {trustedKeyPaths} from '../sign/keys.js'
@@ -59,6 +59,8 @@ Verification is part of the install: the signature is checked against the truste
       this.log(`${result.dryRun ? 'verified (dry run, nothing installed)' : 'installed'}: ${result.bundle.name} ${result.bundle.version} → ${result.target}`)
       if (result.signer) this.log(`  signed by ${result.signer.fingerprint}${result.signer.userId ? ` (${result.signer.userId})` : ''}`)
       for (const img of result.images) this.log(`  ${img.name}  ${img.digest}${img.confirmed ? `  (confirmed ${img.confirmed})` : ''}`)
+      for (const s of result.skipped ?? []) this.log(`  left out ${s.name}  ${s.digest}  (${s.kind}: ${s.reason})`)
+      for (const m of result.leftOut ?? []) this.log(`  ${m.name}: left out ${countsText(m.counts)}`)
       if (!result.dryRun && flags.to.startsWith('registry://')) this.log(`  ${mirrorConfigHint(args.archive, flags.to, flags.insecure)}`)
     }
     return result

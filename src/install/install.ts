@@ -14,10 +14,13 @@ import {formatReference} from '../spec/reference.js'
 import {ENTRY} from '../transports/archive/metadata.js'
 import {checkDowngrade, readState, recordInstall} from './state.js'
 import {sha256Hex} from '../core/digest.js'
-import type {Destination, DestinationContext, InstalledImage} from '../transports/types.js'
+import type {Destination, DestinationContext, InstalledImage, LeftOut, LeftOutManifests, SkippedEntry} from '../transports/types.js'
+import {engineContent} from '../transports/engine-content.js'
 import {requireBaseOnTarget, withBaseArchive} from './differential.js'
 import {blobsOf, InflatedSizeError} from '../transports/docker-archive/tarstream.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
+
+export {countsText} from '../transports/engine-content.js'
 
 export interface InstallOptions {
   /** The archive, its first part, or a glob of its parts. */
@@ -66,6 +69,10 @@ export interface InstallResult {
   bundle: {name: string; version: string}
   signer?: {fingerprint: string; userId?: string}
   images: InstalledImage[]
+  /** docker, podman: selected entries not loaded, as they hold nothing runnable (charts, signatures, attestations, artifacts). */
+  skipped?: SkippedEntry[]
+  /** docker, podman: manifests of loaded entries the engine did not get (other platforms, attestations, signatures), by kind. */
+  leftOut?: LeftOutManifests[]
   blobs: number
   bytes: number
 }
@@ -152,8 +159,10 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
     const r = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, hashThreads: opts.hashThreads, threshold: opts.threshold})
     noDowngrade(r.head)
     selected = selectImages(r.head.metadata.images, opts.only)
-    for (const img of selected) progress.note(`  would install ${targetName(target, img)}  ${img.digest}`)
-    return resultOf(opts, r, selected.map((img) => ({name: targetName(target, img), digest: img.digest, confirmed: ''})))
+    const engine = target.kind === 'docker' || target.kind === 'podman' ? engineContent(selected, target.kind) : undefined
+    const loads = engine?.runnable ?? selected
+    for (const img of loads) progress.note(`  would install ${targetName(target, img)}  ${img.digest}`)
+    return resultOf(opts, r, loads.map((img) => ({name: targetName(target, img), digest: img.digest, confirmed: ''})), engine?.leftOut)
   }
   const basePartsP = opts.base ? resolveArchiveParts(opts.base) : undefined
   const pass = async (retry: {inflate?: boolean}) => {
@@ -181,20 +190,22 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   }
   const {dest, r} = done
   const images = await dest.confirm()
-  if (images.length !== selected.length) throw new AirlockError('install.confirm_failed', `target confirmed ${images.length} of ${selected.length} images`)
+  const leftOut = dest.leftOut?.()
+  const expected = selected.length - (leftOut?.skipped.length ?? 0)
+  if (images.length !== expected) throw new AirlockError('install.confirm_failed', `target confirmed ${images.length} of ${expected} images`)
   const sums = r.head.raw.get(ENTRY.CHECKSUMS)
   await recordInstall(stateFile, {
     name: r.bundle.name, version: r.bundle.version, ...(sums ? {contentSha256: sha256Hex(sums)} : {}),
     ...(r.signer ? {signer: r.signer.fingerprint} : {}),
     archive: path.resolve(opts.archive), target: targetKey, installedAt: new Date().toISOString(),
   }).catch((error: unknown) => progress.note(`WARNING: installed, but could not record it for rollback protection: ${(error as Error).message}`))
-  return resultOf(opts, r, images)
+  return resultOf(opts, r, images, leftOut)
 }
 
-function resultOf(opts: InstallOptions, r: Awaited<ReturnType<typeof readArchive>>, images: InstalledImage[]): InstallResult {
+function resultOf(opts: InstallOptions, r: Awaited<ReturnType<typeof readArchive>>, images: InstalledImage[], leftOut?: LeftOut): InstallResult {
   return {
     archive: opts.archive, target: opts.to, dryRun: Boolean(opts.dryRun), bundle: {name: r.bundle.name, version: r.bundle.version},
     ...(r.signer ? {signer: {fingerprint: r.signer.fingerprint, userId: r.signer.userId}} : {}),
-    images, blobs: r.blobs, bytes: r.bytes,
+    images, ...(leftOut ? {skipped: leftOut.skipped, leftOut: leftOut.manifests} : {}), blobs: r.blobs, bytes: r.bytes,
   }
 }

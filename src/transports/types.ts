@@ -1,6 +1,7 @@
 import type {ArchiveSink, VerifiedHead} from './archive/reader.js'
 import type {ImageRecord} from './archive/metadata.js'
 import type {Progress} from '../core/progress.js'
+import type {ContentKind} from '../core/content.js'
 
 /** One image as it ends up on the target, confirmed there after loading. */
 export interface InstalledImage {
@@ -10,6 +11,31 @@ export interface InstalledImage {
   digest: string
   /** What the target reports for it (image ID = config digest for docker/podman, manifest/index digest for containerd/registry/oci). */
   confirmed: string
+}
+
+/** A selected entry an engine target (docker, podman) did not load: it holds nothing runnable. */
+export interface SkippedEntry {
+  name: string
+  digest: string
+  /** What it holds: a chart or other OCI artifact, a signature, an attestation. */
+  kind: ContentKind
+  reason: string
+}
+
+/**
+ * Manifests of a loaded entry that an engine does not get, counted by kind: `image` counts the
+ * other platforms, the others the attestations, signatures and artifacts the entry's index lists.
+ */
+export interface LeftOutManifests {
+  name: string
+  digest: string
+  counts: Partial<Record<ContentKind, number>>
+}
+
+/** What an engine target left out of the selected entries. */
+export interface LeftOut {
+  skipped: SkippedEntry[]
+  manifests: LeftOutManifests[]
 }
 
 /**
@@ -26,6 +52,11 @@ export interface Destination extends ArchiveSink {
    * take a partial archive (docker, podman) leave it undefined.
    */
   missing?(digests: string[]): Promise<string[]>
+  /**
+   * Engines (docker, podman) load runnable images only: what they left out of the selected
+   * entries (known from begin() on). Targets that take everything leave it undefined.
+   */
+  leftOut?(): LeftOut
 }
 
 export interface DestinationContext {

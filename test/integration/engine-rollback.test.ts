@@ -38,14 +38,15 @@ for (const engine of ['docker', 'podman'] as const) describe(`install --to ${eng
       return undefined
     }
   }
-  /** Three images; the second's config names a diff_id its layer does not have, so the engine refuses it after loading the first. */
-  const archiveOf = async (name: string, firstLayer: Buffer) => {
+  /**
+   * Three images; the bad one's config names a diff_id its layer does not have, so the engine
+   * refuses it after loading those before it. `badLast`: the bad one is the last of the three.
+   */
+  const archiveOf = async (name: string, firstLayer: Buffer, badLast = false) => {
     const file = path.join(dir, `${name}.tar`)
-    await syntheticArchive(path.join(dir, `blobs-${name}`), file, [
-      {name: good, layers: [firstLayer]},
-      {name: bad, layers: [randomLayer(4096)], diffIds: [`sha256:${'0'.repeat(64)}`]},
-      {name: third, layers: [tarOf(`third ${name}`)]},
-    ], {key})
+    const broken = {name: bad, layers: [randomLayer(4096)], diffIds: [`sha256:${'0'.repeat(64)}`]}
+    const other = {name: third, layers: [tarOf(`third ${name}`)]}
+    await syntheticArchive(path.join(dir, `blobs-${name}`), file, [{name: good, layers: [firstLayer]}, ...(badLast ? [other, broken] : [broken, other])], {key})
     return file
   }
 
@@ -69,6 +70,13 @@ for (const engine of ['docker', 'podman'] as const) describe(`install --to ${eng
   it('the second of three images fails: none of the three is left', async () => {
     for (const ref of [good, bad, third]) assert.equal(await imageId(ref), undefined, `${ref}: a clean start`)
     const archive = await archiveOf('fresh', tarOf('hello'))
+    await assert.rejects(install(archive), failed)
+    for (const ref of [good, bad, third]) assert.equal(await imageId(ref), undefined, `${ref} is left in ${engine}`)
+  })
+
+  it('the last of three images fails: the two loaded before it are removed again', async () => {
+    for (const ref of [good, bad, third]) assert.equal(await imageId(ref), undefined, `${ref}: a clean start`)
+    const archive = await archiveOf('last', tarOf('hello last'), true)
     await assert.rejects(install(archive), failed)
     for (const ref of [good, bad, third]) assert.equal(await imageId(ref), undefined, `${ref} is left in ${engine}`)
   })

@@ -239,8 +239,12 @@ describe('install --to docker (Engine API over the unix socket)', () => {
       assert.equal(got[i].confirmed, configOf(img))
       assert.equal(got[i].digest, img.digest)
     }
-    assert.equal(notes.length, 3)
-    assert.match(notes[0], new RegExp(names.a))
+    // The multi-platform image's other platform is reported as left out, and each image as loaded.
+    assert.deepEqual(notes.filter((n) => !/loaded/.test(n)), [`  ${names.multi}: left out 1 other platform`])
+    assert.deepEqual(dest.leftOut?.(), {skipped: [], manifests: [{name: names.multi, digest: meta.images[2].digest, counts: {image: 1}}]})
+    const loaded = notes.filter((n) => /loaded/.test(n))
+    assert.equal(loaded.length, 3)
+    assert.match(loaded[0], new RegExp(names.a))
     assert.equal((await sh(DOCKER, ['run', '--rm', '--network', 'none', names.a])).trim(), 'hello from app-a')
     assert.equal((await sh(DOCKER, ['run', '--rm', '--network', 'none', names.b])).trim(), 'hello from app-b')
     assert.equal((await sh(DOCKER, ['run', '--rm', '--network', 'none', names.multi])).trim(), tb.images.multi.output)
@@ -359,7 +363,13 @@ describe('install --to podman (podman load)', () => {
     const got = await install(await podmanDestination({...ctxFor(notes), tmpDir}), good)
     assert.deepEqual(got.map((g) => g.name), [names.a, names.b, names.multi])
     for (const [i, img] of meta.images.entries()) assert.equal(got[i].confirmed, configOf(img))
-    assert.equal(notes.length, 3)
+    assert.deepEqual(notes.filter((n) => !/loaded/.test(n)), [`  ${names.multi}: left out 1 other platform`])
+    assert.equal(notes.filter((n) => /loaded/.test(n)).length, 3)
+    // podman keeps the manifest digests: every image is found by REPO@<its entry digest>.
+    for (const img of meta.images) {
+      const repo = img.name.slice(0, img.name.lastIndexOf(':'))
+      assert.equal((await sh('podman', ['image', 'inspect', '--format', '{{.Id}}', `${repo}@${img.digest}`])).trim(), configOf(img).slice(7), `${repo}@${img.digest}`)
+    }
     const tags = (await sh('podman', ['images', '--format', '{{.Repository}}:{{.Tag}}'])).split('\n')
     for (const n of [names.a, names.b, names.multi]) assert.ok(tags.includes(n), `${n} not in podman images: ${tags.join(', ')}`)
     assert.deepEqual(await readdir(tmpDir), [], 'podman temp dir left behind')

@@ -205,8 +205,13 @@ export function dockerLoadable(images: ImageRecord[]): ImageRecord[] {
   })
 }
 
-export function buildDockerManifestJson(images: ImageRecord[]): Buffer {
-  const entries = dockerLoadable(images).map((img) => {
+/**
+ * `zstd: true` (a loader that gets zstd layers decompressed: `install --to docker`) lists every
+ * runnable entry, zstd or not.
+ */
+export function buildDockerManifestJson(images: ImageRecord[], opts: {zstd?: boolean} = {}): Buffer {
+  const loadable = opts.zstd ? images.filter((img) => runnableManifestOf(img) !== undefined) : dockerLoadable(images)
+  const entries = loadable.map((img) => {
     const m = dockerManifestOf(img)
     return {Config: blobPath(m.config), RepoTags: dockerRepoTags(img.name), Layers: m.layers.map((l) => blobPath(l))}
   })

@@ -2,9 +2,9 @@ import {PassThrough, Writable} from 'node:stream'
 import {createGunzip} from 'node:zlib'
 
 import {INFLATE_CHUNK} from '../../blob/sizes.js'
-import {blobPath} from '../../core/model.js'
+import {blobPath, Descriptor, MediaType} from '../../core/model.js'
 import type {VerifiedHead} from '../archive/reader.js'
-import {buildDockerManifestJson, buildIndexJson, dockerManifestOf, ENTRY, ImageRecord, OCI_LAYOUT_CONTENT} from '../archive/metadata.js'
+import {buildDockerManifestJson, buildIndexJson, dockerManifestOf, ENTRY, ImageRecord, OCI_LAYOUT_CONTENT, stableJson} from '../archive/metadata.js'
 import {BLOCK, encodeHeader, paddingFor} from '../archive/tar.js'
 import {AirlockError} from '../../core/errors.js'
 
@@ -91,14 +91,27 @@ export class VerifiedTarStream {
    * `ociLayout: false` leaves out oci-layout and index.json, and every blob but the configs and
    * layers that manifest.json names: a plain docker archive, for a loader that reads only
    * manifest.json (and may be sent inflated layers, whose content no longer matches the digests).
+   * `zstd: true`: manifest.json lists the images with zstd layers too (their layers are sent
+   * decompressed, see docker-daemon/zstd.ts).
    */
-  async begin(_head: VerifiedHead, images: ImageRecord[], opts: {dockerManifest?: boolean; ociLayout?: boolean} = {}): Promise<void> {
+  async begin(_head: VerifiedHead, images: ImageRecord[], opts: {dockerManifest?: boolean; ociLayout?: boolean; zstd?: boolean} = {}): Promise<void> {
     this.wanted = opts.ociLayout === false ? dockerBlobsOf(images) : blobsOf(images)
     if (opts.ociLayout !== false) {
       await this.entry(ENTRY.OCI_LAYOUT, OCI_LAYOUT_CONTENT)
       await this.entry(ENTRY.INDEX, buildIndexJson(images))
     }
-    if (opts.dockerManifest !== false) await this.entry(ENTRY.DOCKER_MANIFEST, buildDockerManifestJson(images))
+    if (opts.dockerManifest !== false) await this.entry(ENTRY.DOCKER_MANIFEST, buildDockerManifestJson(images, {zstd: opts.zstd}))
+  }
+
+  /**
+   * Instead of begin(): an OCI archive of one image for `podman load`, whose index.json lists
+   * `top` named `name` (podman names the image from that annotation), with the blobs `blobs`.
+   */
+  async beginOciArchive(top: Descriptor, name: string, blobs: Iterable<string>): Promise<void> {
+    this.wanted = new Set(blobs)
+    await this.entry(ENTRY.OCI_LAYOUT, OCI_LAYOUT_CONTENT)
+    const annotations = {'org.opencontainers.image.ref.name': name}
+    await this.entry(ENTRY.INDEX, stableJson({schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: [{mediaType: top.mediaType, digest: top.digest, size: top.size, annotations}]}))
   }
 
   wants(digest: string): boolean {

@@ -13,6 +13,11 @@
  * inflatedSizeFor). With the containerd image store, or when /info does not say, it is the full
  * OCI layout plus manifest.json, every blob as it is.
  *
+ * Only runnable images are loaded: entries with nothing runnable (charts, signatures, attestations,
+ * other artifacts) and the other manifests of a loaded entry are left out, and reported as such
+ * (leftOut). zstd layers are decompressed on the way into the classic store (zstd.ts): Docker
+ * Engine 20.10 cannot unpack them.
+ *
  * The socket comes from `host` (`unix:///path`; the install command passes DOCKER_HOST), else
  * /var/run/docker.sock.
  */
@@ -62,5 +67,6 @@ export async function dockerDestination(ctx: DestinationContext & DockerOptions)
     commit: () => load.commit(),
     abort: (error) => load.abort(error),
     confirm: () => load.confirm(),
+    leftOut: () => load.leftOut,
   }
 }

@@ -6,7 +6,7 @@ import http from 'node:http'
 
 import {AirlockError} from '../../core/errors.js'
 import {blobPath} from '../../core/model.js'
-import type {DestinationContext, InstalledImage} from '../types.js'
+import type {DestinationContext, InstalledImage, LeftOut} from '../types.js'
 import {blobsOf, VerifiedTarStream} from '../docker-archive/tarstream.js'
 import type {VerifiedHead} from '../archive/reader.js'
 import {dockerManifestOf, dockerRepoTags, ImageRecord} from '../archive/metadata.js'
@@ -14,10 +14,13 @@ import {MultiFile} from '../../blob/multi-file.js'
 import {collectReply, DockerEngine, errorMessage, parseJsonStream, Reply} from './engine.js'
 import {inflatedSizeFor, probeGzip} from './inflate.js'
 import {type ImageStore, recordNames, type RecordedName, undoLoad} from '../undo-load.js'
+import {describeLeftOut, engineContent} from '../engine-content.js'
+import {hasZstdMagic, peek, ZstdSpool} from './zstd.js'
 
 const CODE = 'install.docker_failed'
 
 export interface LoadStats {
+  /** Layers sent decompressed: gzip inflated, zstd decompressed. */
   inflated: number
   asIs: number
   skipped: number
@@ -29,7 +32,12 @@ export class DockerLoad {
    * sent at all (other platforms, manifests: the classic store reads manifest.json only).
    */
   readonly stats: LoadStats = {inflated: 0, asIs: 0, skipped: 0}
+  /** The selected entries with a runnable image: what is loaded. */
   private images: ImageRecord[] = []
+  /** What the selection holds that docker does not get (entries with nothing runnable, other manifests). */
+  leftOut: LeftOut = {skipped: [], manifests: []}
+  /** zstd layers (classic store only): kept as they stream, decompressed once verified, sent at the end. */
+  private readonly zstd = new ZstdSpool()
   private tar?: VerifiedTarStream
   private head?: VerifiedHead
   /** The archive read again by offset, for the gzip trailers (only when layers are sent inflated). */
@@ -71,9 +79,15 @@ export class DockerLoad {
   }
 
   async begin(head: VerifiedHead): Promise<void> {
-    this.images = this.ctx.selected(head)
+    const selected = this.ctx.selected(head)
+    const {runnable, leftOut} = engineContent(selected, 'docker')
+    this.images = runnable
+    this.leftOut = leftOut
+    for (const line of describeLeftOut(leftOut)) this.ctx.progress.note(line)
     this.head = head
-    this.selectedBlobs = blobsOf(this.images)
+    this.selectedBlobs = blobsOf(selected)
+    // Nothing runnable selected: no load at all (dockerd refuses an archive without images).
+    if (runnable.length === 0) return
     this.layers = new Set(this.images.flatMap((img) => dockerManifestOf(img).layers))
     this.before = await recordNames(this.store, this.images, lookupOf)
     if (this.canInflate) this.archive = await MultiFile.open(this.ctx.parts!).catch(() => undefined)
@@ -83,7 +97,8 @@ export class DockerLoad {
     this.tar = new VerifiedTarStream(req, true)
     // dockerd's classic store reads manifest.json only: the OCI layout, the manifests and other
     // platforms' blobs are left out (and layers may be sent inflated).
-    await this.guard(() => this.tar!.begin(head, this.images, {ociLayout: !this.engine.classic}))
+    // The classic store gets zstd layers decompressed, so manifest.json lists those images too.
+    await this.guard(() => this.tar!.begin(head, this.images, {ociLayout: !this.engine.classic, zstd: this.engine.classic}))
   }
 
   private openRequest(): http.ClientRequest {
@@ -126,19 +141,34 @@ export class DockerLoad {
     const isLayer = this.layers.has(digest)
     const at = this.archive && isLayer ? this.head?.locations.get(blobPath(digest)) : undefined
     const inflated = at && at.size === size ? inflatedSizeFor(size, await probeGzip(this.archive!, at.offset, size)) : undefined
-    if (isLayer) this.stats[inflated === undefined ? 'asIs' : 'inflated']++
     const tar = this.tar
-    await this.guard(() => inflated === undefined ? tar.blob(digest, size, data, release) : tar.inflatedBlob(digest, inflated, data, release))
+    if (inflated === undefined && isLayer && this.engine.classic) {
+      // Sniffed, not taken from the media type: a zstd layer is one that starts like zstd.
+      const {first, all} = await peek(data)
+      if (first && hasZstdMagic(first)) {
+        this.stats.inflated++
+        await this.zstd.add(digest, all)
+      } else {
+        this.stats.asIs++
+        await this.guard(() => tar.blob(digest, size, all, release))
+      }
+    } else {
+      if (isLayer) this.stats[inflated === undefined ? 'asIs' : 'inflated']++
+      await this.guard(() => inflated === undefined ? tar.blob(digest, size, data, release) : tar.inflatedBlob(digest, inflated, data, release))
+    }
     this.ctx.progress.advance(size)
   }
 
   /** A load that fails after some images were loaded is undone (undo-load.ts). */
   async commit(): Promise<void> {
+    if (this.images.length === 0) return
     try {
       await this.finish()
     } catch (error) {
       if (this.finishing) await undoLoad(this.store, this.before, this.ctx.progress)
       throw error
+    } finally {
+      await this.zstd.close()
     }
   }
 
@@ -146,6 +176,8 @@ export class DockerLoad {
     if (this.early) throw this.early
     this.finishing = true
     await this.archive?.close()
+    // The decompressed zstd layers, verified as stored (compressed) before the load can end.
+    for (const layer of await this.zstd.layers()) await this.guard(() => this.tar!.blob(layer.digest, layer.size, ZstdSpool.read(layer)))
     await this.guard(() => this.tar!.finish())
     let r: Reply
     try {
@@ -166,6 +198,7 @@ export class DockerLoad {
     this.req?.socket?.destroy()
     this.req?.destroy()
     this.tar?.fail(error)
+    await this.zstd.close()
     await Promise.race([this.reply?.catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())])
   }
 
