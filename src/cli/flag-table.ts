@@ -113,7 +113,8 @@ export function parseArgv(table: FlagTable, argv: string[]): ParsedArgv | undefi
       break
     }
     if (!a.startsWith('-') || a === '-') {
-      if (!isPlainValue(a)) out.plain = false
+      // `-` (standard input) is a plain argument; an empty one is not.
+      if (!isPlainValue(a) && a !== '-') out.plain = false
       out.args.push(a)
       continue
     }

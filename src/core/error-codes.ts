@@ -26,6 +26,8 @@ export const ERROR_CODES = [
   'archive.part_missing',
   'archive.part_size',
   'archive.size_mismatch',
+  'archive.stdin_terminal',
+  'archive.stdin_unsupported',
   'archive.trailing_data',
   'archive.truncated',
   'archive.unexpected_entry',

@@ -22,7 +22,7 @@ import {DIGEST_RE} from '../core/model.js'
 import {loadTrustedKeys} from '../sign/keys.js'
 import type {SignerInfo} from '../sign/signature.js'
 import {readArchive} from '../transports/archive/reader.js'
-import {MultiFile} from '../blob/multi-file.js'
+import {MultiFile, STDIN} from '../blob/multi-file.js'
 import {BlobWant, digestChunks, verifiedChunks} from '../blob/verified.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 import type {AirlockMetadata} from '../transports/archive/metadata.js'
@@ -111,6 +111,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'))
   const trustedKeys = await loadTrustedKeys(opts.keys, {warn: log})
 
+  if (opts.archive === STDIN) throw new InputError('archive.stdin_unsupported', 'serve reads the archive again for every pull: give it a file, not standard input ("-")')
   // A split archive is served from its parts as they are (offsets count across parts).
   const parts = await resolveArchiveParts(opts.archive)
   const fh = await MultiFile.open(parts)

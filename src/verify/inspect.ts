@@ -2,6 +2,7 @@ import {stat} from 'node:fs/promises'
 
 import * as openpgp from 'openpgp'
 
+import {STDIN} from '../blob/multi-file.js'
 import {loadTrustedKeys} from '../sign/keys.js'
 import {warnOnStderr} from './verify.js'
 import {readArchive} from '../transports/archive/reader.js'
@@ -18,18 +19,18 @@ export interface InspectResult {
   signers: {keyId: string; verified: boolean; fingerprint?: string; userId?: string}[]
   images: {ref: string; name: string; digest: string; sourceDigest: string; platforms: string[]; size: number; blobs: number; sharedBlobs: number}[]
   blobs: {count: number; bytes: number; referencedBytes: number; saved: number; shared: number}
-  /** The files of a split archive, in order (one entry for a single file). */
+  /** The files of a split archive, in order (one entry for a single file; for `-`, the bytes read from standard input). */
   parts: {file: string; bytes: number}[]
   partSize?: number
   /** Differential bundle: the bundle whose blobs it leaves out, and how many. */
   base?: {name: string; version: string; blobs: number; bytes: number}
 }
 
-/** `airlock inspect`: the metadata entries only. */
+/** `airlock inspect`: the metadata entries only (from standard input too: it stops reading after them). */
 export async function inspectArchive(opts: {archive: string; keys: string[]}): Promise<InspectResult> {
   const trustedKeys = await loadTrustedKeys(opts.keys, {warn: warnOnStderr})
   const parts = await resolveArchiveParts(opts.archive)
-  const {head, signed} = await readArchive(parts, {trustedKeys, allowUnsigned: trustedKeys.length === 0, headOnly: true, checkExpiry: false})
+  const {head, signed, bytes} = await readArchive(parts, {trustedKeys, allowUnsigned: trustedKeys.length === 0, headOnly: true, checkExpiry: false})
   const meta = head.metadata
   let signature: InspectResult['signature'] = {status: 'unsigned'}
   const sig = signed ? await openpgp.readSignature({armoredSignature: head.raw.get(ENTRY.SIGNATURE)!.toString('utf8').trimEnd()}).catch(() => undefined) : undefined
@@ -57,7 +58,7 @@ export async function inspectArchive(opts: {archive: string; keys: string[]}): P
       size: img.blobs.reduce((a, b) => a + b.size, 0), blobs: img.blobs.length,
       sharedBlobs: img.blobs.filter((b) => (uses.get(b.digest) ?? 0) > 1).length,
     })),
-    parts: await Promise.all(parts.map(async (file) => ({file, bytes: (await stat(file)).size}))),
+    parts: await Promise.all(parts.map(async (file) => ({file, bytes: file === STDIN ? bytes : (await stat(file)).size}))),
     ...(meta.split ? {partSize: meta.split.partSize} : {}),
     ...(meta.base ? {base: {name: meta.base.name, version: meta.base.version, blobs: meta.base.blobs.length, bytes: meta.base.blobs.reduce((a, b) => a + b.size, 0)}} : {}),
     blobs: {
