@@ -92,7 +92,7 @@ export class MultiFile implements PartLayout {
       const sizes = await Promise.all(fds.map(async (fd) => (await fstatAsync(fd)).size))
       return new MultiFile(paths, fds, sizes)
     } catch (error) {
-      await Promise.all(fds.map((fd, i) => paths[i] === STDIN ? undefined : closeAsync(fd).catch(() => {})))
+      await Promise.all(fds.map((fd, i) => paths[i] === STDIN ? Promise.resolve() : closeAsync(fd).catch(() => {})))
       throw error
     }
   }

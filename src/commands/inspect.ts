@@ -1,7 +1,7 @@
 import {AirlockCommand} from '../cli/base.js'
 import {archiveArg, keysFlag} from '../cli/flags.js'
 import {formatBytes} from '../cli/progress.js'
-import {inspectArchive, InspectResult} from '../verify/inspect.js'
+import {describeCreated, inspectArchive, InspectResult} from '../verify/inspect.js'
 
 export default class Inspect extends AirlockCommand {
   static override summary = 'Show what an archive holds, reading only its metadata entries'
@@ -25,7 +25,7 @@ export default class Inspect extends AirlockCommand {
     const r = await inspectArchive({archive: args.archive, keys: flags.key ?? []})
     if (!this.jsonEnabled()) {
       this.log(`${r.bundle.name} ${r.bundle.version}${r.bundle.description ? ` — ${r.bundle.description}` : ''}`)
-      this.log(`  created ${r.bundle.created}${r.bundle.expires ? `, expires ${r.bundle.expires}` : ''}, format v${r.formatVersion}, made by airlock ${r.tool}`)
+      this.log(`  created ${describeCreated(r.bundle.created)}${r.bundle.expires ? `, expires ${r.bundle.expires}` : ''}, format v${r.formatVersion}, made by airlock ${r.tool}`)
       this.log(`  signature: ${r.signature.status}${r.signature.fingerprint ? ` ${r.signature.fingerprint}` : r.signature.keyId ? ` key ${r.signature.keyId}` : ''}${r.signature.userId ? ` (${r.signature.userId})` : ''}`)
       if (r.signers.length > 1) for (const s of r.signers) this.log(`    signed by ${s.verified ? `${s.fingerprint}${s.userId ? ` (${s.userId})` : ''}, verified` : `key ${s.keyId}, not verified (not a trusted key)`}`)
       if (r.parts.length > 1 || r.partSize) this.log(`  split into ${r.parts.length} part(s) of at most ${formatBytes(r.partSize ?? 0)}: ${r.parts.map((p) => `${p.file} (${formatBytes(p.bytes)})`).join(', ')}`)

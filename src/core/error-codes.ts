@@ -41,6 +41,7 @@ export const ERROR_CODES = [
   'cache.digest_mismatch',
   // cli
   'cli.bad_threshold',
+  'cli.unknown_command',
   'cli.usage',
   // create
   'create.bad_size',

@@ -26,6 +26,14 @@ export interface InspectResult {
   base?: {name: string; version: string; blobs: number; bytes: number}
 }
 
+/**
+ * `created` for a person: an archive made without SOURCE_DATE_EPOCH records the epoch itself
+ * (1970-01-01, so that it stays reproducible), which is no time at all: "not recorded".
+ */
+export function describeCreated(created: string): string {
+  return Date.parse(created) === 0 ? 'not recorded (made without SOURCE_DATE_EPOCH)' : created
+}
+
 /** `airlock inspect`: the metadata entries only (from standard input too: it stops reading after them). */
 export async function inspectArchive(opts: {archive: string; keys: string[]}): Promise<InspectResult> {
   const trustedKeys = await loadTrustedKeys(opts.keys, {warn: warnOnStderr})
