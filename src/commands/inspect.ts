@@ -1,3 +1,4 @@
+import {STDIN} from '../blob/multi-file.js'
 import {AirlockCommand} from '../cli/base.js'
 import {archiveArg, keysFlag} from '../cli/flags.js'
 import {formatBytes} from '../cli/progress.js'
@@ -28,7 +29,8 @@ export default class Inspect extends AirlockCommand {
       this.log(`  created ${describeCreated(r.bundle.created)}${r.bundle.expires ? `, expires ${r.bundle.expires}` : ''}, format v${r.formatVersion}, made by airlock ${r.tool}`)
       this.log(`  signature: ${r.signature.status}${r.signature.fingerprint ? ` ${r.signature.fingerprint}` : r.signature.keyId ? ` key ${r.signature.keyId}` : ''}${r.signature.userId ? ` (${r.signature.userId})` : ''}`)
       if (r.signers.length > 1) for (const s of r.signers) this.log(`    signed by ${s.verified ? `${s.fingerprint}${s.userId ? ` (${s.userId})` : ''}, verified` : `key ${s.keyId}, not verified (not a trusted key)`}`)
-      if (r.parts.length > 1 || r.partSize) this.log(`  split into ${r.parts.length} part(s) of at most ${formatBytes(r.partSize ?? 0)}: ${r.parts.map((p) => `${p.file} (${formatBytes(p.bytes)})`).join(', ')}`)
+      if (r.archive === STDIN && r.partSize) this.log(`  split into parts of at most ${formatBytes(r.partSize)}, read as one stream from standard input`)
+      else if (r.parts.length > 1 || r.partSize) this.log(`  split into ${r.parts.length} part(s) of at most ${formatBytes(r.partSize ?? 0)}: ${r.parts.map((p) => `${p.file} (${formatBytes(p.bytes)})`).join(', ')}`)
       if (r.base) this.log(`  differential: leaves out ${r.base.blobs} blob(s) (${formatBytes(r.base.bytes)}) shipped by ${r.base.name} ${r.base.version}; the target must hold them, or pass install --base`)
       this.log(`  ${r.images.length} images, ${r.blobs.count} unique blobs, ${formatBytes(r.blobs.bytes)} (without dedupe ${formatBytes(r.blobs.referencedBytes)}, saved ${formatBytes(r.blobs.saved)})`)
       for (const img of r.images) {

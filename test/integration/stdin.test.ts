@@ -178,12 +178,16 @@ images:
     assert.equal(v.code, 0, v.stderr)
     const i = shell(`cat split.tar.0* | $A install - --key release.pub.asc --to oci:${dir}/oci-split`)
     assert.equal(i.code, 0, i.stderr)
+    assert.match(shell('cat split.tar.0* | $A inspect -').stdout, /\n {2}split into parts of at most 400\.0 KiB, read as one stream from standard input\n/)
   })
 
   it('refusals: a terminal is not an archive; serve and --base cannot read standard input', async () => {
     const s = await airlockFed(['serve', '-', '--key', pub, '--listen', '127.0.0.1:0'], good)
     assert.equal(s.code, 2, s.stderr)
     assert.match(s.stderr, /give it a file, not standard input/)
+    const sign = await airlockFed(['sign', '-', '--sign-key', path.join(dir, 'release.key.asc')], good)
+    assert.equal(sign.code, 2, sign.stderr)
+    assert.match(sign.stderr, /sign adds the signature in place: give it the archive file/)
     const b = await airlockFed(['install', '-', '--base', '-', '--key', pub, '--to', `oci:${dir}/oci-base`], good)
     assert.equal(b.code, 2, b.stderr)
     assert.match(b.stderr, /cannot both be standard input/)
