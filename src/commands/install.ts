@@ -19,6 +19,7 @@ Verification is part of the install: the signature is checked against the truste
     '<%= config.bin %> install release.tar --key release.pub.asc --to containerd --namespace k8s.io',
     '<%= config.bin %> install release.tar --key release.pub.asc --to oci:/srv/images --only app-a:1',
     '<%= config.bin %> install release.tar --key release.pub.asc --to podman --dry-run',
+    'ssh host <%= config.bin %> install - --key release.pub.asc --to docker < release.tar',
   ]
 
   static override args = {
