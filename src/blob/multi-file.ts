@@ -1,4 +1,5 @@
 import {close, closeSync, fstat, fstatSync, open, openSync, read} from 'node:fs'
+import {isatty} from 'node:tty'
 import {promisify} from 'node:util'
 
 import {InputError, VerifyError} from '../core/errors.js'
@@ -10,9 +11,24 @@ const openAsync = promisify(open)
 const fstatAsync = promisify(fstat)
 const closeAsync = promisify(close)
 
+/**
+ * The archive name that means standard input (as `tar -f -` and `docker load` read it): read from
+ * descriptor 0 as it stands, front to back, once; never opened by path (a socket, as ssh may give,
+ * cannot be) and never closed here.
+ */
+export const STDIN = '-'
+
+/** Wait before reading again a descriptor that had nothing yet (a non-blocking stdin another program set up). */
+const EAGAIN_WAIT_MS = 5
+
 function readAsync(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): Promise<number> {
   return new Promise((resolve, reject) => {
-    read(fd, buf, offset, length, position, (error, bytesRead) => error ? reject(error) : resolve(bytesRead))
+    const attempt = () => read(fd, buf, offset, length, position, (error, bytesRead) => {
+      if (error?.code === 'EAGAIN') setTimeout(attempt, EAGAIN_WAIT_MS)
+      else if (error) reject(error)
+      else resolve(bytesRead)
+    })
+    attempt()
   })
 }
 
@@ -21,12 +37,32 @@ function openError(p: string, error: unknown): InputError {
   return new InputError('archive.open', code === 'ENOENT' ? `archive not found: ${p}` : `cannot open ${p}: ${code ?? (error as Error).message}`)
 }
 
+/** Descriptor 0 for STDIN (refused when it is a terminal: an archive is piped or redirected in). */
+function stdinFd(): number {
+  if (isatty(0)) throw new InputError('archive.stdin_terminal', 'archive "-" is standard input, which is a terminal: pipe or redirect the archive into it (`airlock verify - < release.tar`)')
+  return 0
+}
+
+function openPartSync(p: string): number {
+  if (p === STDIN) return stdinFd()
+  try {
+    return openSync(p, 'r')
+  } catch (error) {
+    throw openError(p, error)
+  }
+}
+
+/** Close what this module opened (standard input stays open: it is not ours). */
+function closePartSync(fd: number, p: string): void {
+  if (p !== STDIN) closeSync(fd)
+}
+
 /**
  * Random access over the ordered parts of a (possibly split) file: positions count from the start
  * of the first part, as in `cat` of the parts. Each part is opened once, when the MultiFile is,
  * and stays open until close(). Synchronous reads serve the hashing threads (which get the same
- * descriptors), asynchronous ones the rest; a part that is not a regular file (a pipe) can only be
- * read front to back (readNext).
+ * descriptors), asynchronous ones the rest; a part that is not a regular file (a pipe, STDIN) can
+ * only be read front to back (readNext).
  */
 export class MultiFile implements PartLayout {
   /** Size of the whole: the sum of the parts' sizes. */
@@ -49,14 +85,14 @@ export class MultiFile implements PartLayout {
     const fds: number[] = []
     try {
       for (const p of paths) {
-        fds.push(await openAsync(p, 'r').catch((error: unknown) => {
+        fds.push(p === STDIN ? stdinFd() : await openAsync(p, 'r').catch((error: unknown) => {
           throw openError(p, error)
         }))
       }
       const sizes = await Promise.all(fds.map(async (fd) => (await fstatAsync(fd)).size))
       return new MultiFile(paths, fds, sizes)
     } catch (error) {
-      await Promise.all(fds.map((fd) => closeAsync(fd).catch(() => {})))
+      await Promise.all(fds.map((fd, i) => paths[i] === STDIN ? Promise.resolve() : closeAsync(fd).catch(() => {})))
       throw error
     }
   }
@@ -65,16 +101,10 @@ export class MultiFile implements PartLayout {
   static openSync(paths: string[]): MultiFile {
     const fds: number[] = []
     try {
-      for (const p of paths) {
-        try {
-          fds.push(openSync(p, 'r'))
-        } catch (error) {
-          throw openError(p, error)
-        }
-      }
+      for (const p of paths) fds.push(openPartSync(p))
       return new MultiFile(paths, fds, fds.map((fd) => fstatSync(fd).size))
     } catch (error) {
-      for (const fd of fds) closeSync(fd)
+      for (const [i, fd] of fds.entries()) closePartSync(fd, paths[i])
       throw error
     }
   }
@@ -142,9 +172,9 @@ export class MultiFile implements PartLayout {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    for (const fd of this.fds) {
+    for (const [i, fd] of this.fds.entries()) {
       try {
-        closeSync(fd)
+        closePartSync(fd, this.paths[i])
       } catch { /* already gone */ }
     }
   }

@@ -56,6 +56,7 @@ export const ENVIRONMENT = [
   {name: 'AIRLOCK_DEBUG', flag: 'debug', commands: ['*'], readBy: 'command', hidden: true, description: 'any value: print the stack trace of an error too'},
   {name: 'AIRLOCK_NO_FAST', flag: 'no-fast', commands: ['verify'], readBy: 'launcher', hidden: true, description: 'any value: run verify through the full CLI, never its fast path'},
   {name: 'CI', flag: '', commands: ['create', 'key generate', 'sign'], readBy: 'command', description: 'any value: never ask for a passphrase on the terminal'},
+  {name: 'NO_COLOR', flag: '', commands: ['*'], readBy: 'oclif', description: 'any value: no color (help, --json on a terminal); there is none either when the output is not a terminal'},
 ] as const satisfies readonly EnvVar[]
 
 export type EnvName = (typeof ENVIRONMENT)[number]['name']

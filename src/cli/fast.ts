@@ -14,7 +14,7 @@ import {errorJson, writeErrorText} from './report.js'
  * for `verify`, and only a command line in the plain form below is run here, through the same
  * verifyArchive() and the same output as `src/commands/verify.ts`:
  *
- *   verify ARCHIVE [--key FILE | --key=FILE | -k FILE]... [--allow-unsigned] [--json]
+ *   verify ARCHIVE|- [--key FILE | --key=FILE | -k FILE]... [--allow-unsigned] [--json] [--quiet]
  *
  * The command line is read with the table the oclif command is built from (VERIFY_FLAGS).
  * Anything else (help, an unknown or repeated flag, `--`, `-kFILE`, a value that looks like a
@@ -28,6 +28,8 @@ export interface FastVerify {
   keys: string[]
   allowUnsigned: boolean
   json: boolean
+  /** --quiet: no report on success (errors still on stderr, --json output as always). */
+  quiet: boolean
   debug: boolean
   hashThreads?: number
   threshold?: number
@@ -49,6 +51,7 @@ export function parseFastVerify(argv: string[], env: NodeJS.ProcessEnv = process
     keys: trustedKeyPaths(parsed.flags.get('key'), vars),
     allowUnsigned: given('allow-unsigned'),
     json: given('json'),
+    quiet: given('quiet'),
     debug: given('debug') || Boolean(vars.AIRLOCK_DEBUG),
     hashThreads: hashThreadsOf(hashThreads),
     threshold: thresholdOf(parsed.flags.get('threshold')?.[0]),
@@ -74,7 +77,7 @@ export async function runFastVerify(argv: string[], opts: {pgpCodeCache?: boolea
   try {
     const result = await verifyArchive({archive: cmd.archive, keys: cmd.keys, allowUnsigned: cmd.allowUnsigned, hashThreads: cmd.hashThreads, threshold: cmd.threshold, early})
     if (cmd.json) console.log(JSON.stringify(result, null, 2))
-    else for (const line of verifyLines(result)) console.log(line)
+    else if (!cmd.quiet) for (const line of verifyLines(result)) console.log(line)
     process.exitCode = 0
   } catch (error) {
     if (!(error instanceof AirlockError)) {

@@ -65,6 +65,15 @@ export const DEBUG = {
   description: 'print the stack trace of an error too [env: AIRLOCK_DEBUG]',
 } as const satisfies FlagSpec
 
+/**
+ * Every command's --quiet (AirlockCommand.baseFlags): no progress and no human output on success;
+ * errors and warnings still go to stderr, and --json output is printed as always.
+ */
+export const QUIET = {
+  char: 'q', value: false, builtin: true,
+  description: 'print nothing but errors and warnings (--json output is still printed)',
+} as const satisfies FlagSpec
+
 /** `verify`: every flag it accepts. Its oclif flags are built from this table. */
 export const VERIFY_FLAGS = {
   key: TRUSTED_KEYS,
@@ -74,6 +83,7 @@ export const VERIFY_FLAGS = {
   'no-fast': {value: false, hidden: true, description: 'run through the full CLI, never the fast path [env: AIRLOCK_NO_FAST, read by bin/run.js]'},
   json: {value: false, builtin: true, description: 'Format output as json.'},
   debug: DEBUG,
+  quiet: QUIET,
 } as const satisfies FlagTable
 
 export interface ParsedArgv {
@@ -113,7 +123,8 @@ export function parseArgv(table: FlagTable, argv: string[]): ParsedArgv | undefi
       break
     }
     if (!a.startsWith('-') || a === '-') {
-      if (!isPlainValue(a)) out.plain = false
+      // `-` (standard input) is a plain argument; an empty one is not.
+      if (!isPlainValue(a) && a !== '-') out.plain = false
       out.args.push(a)
       continue
     }

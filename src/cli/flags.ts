@@ -68,6 +68,11 @@ export function keysFlag(description: string) {
   return oclifFlag({...TRUSTED_KEYS, description})
 }
 
-export function archiveArg(verb: string) {
-  return Args.string({description: `archive to ${verb} (a split archive: its first part, or a glob of its parts)`, required: true})
+/**
+ * The archive argument. `stdin: false` for serve, which reads its file again for every pull. oclif
+ * would otherwise read standard input as text when the argument is missing: never (ignoreStdin).
+ */
+export function archiveArg(verb: string, opts: {stdin?: boolean} = {}) {
+  const stdin = opts.stdin === false ? '' : '; - for standard input'
+  return Args.string({description: `archive to ${verb} (a split archive: its first part, or a glob of its parts${stdin})`, required: true, ignoreStdin: true})
 }

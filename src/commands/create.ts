@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {AirlockCommand} from '../cli/base.js'
 import {environment} from '../cli/env.js'
-import {formatBytes, progressFor} from '../cli/progress.js'
+import {formatBytes} from '../cli/progress.js'
 import {passphrasePrompt} from '../cli/prompt.js'
 import {createBundle, CreateResult, epochFromEnv, parseSize} from '../create/create.js'
 import {MediaResult, writeInstallMedia} from '../package/media.js'
@@ -71,7 +71,7 @@ Set SOURCE_DATE_EPOCH for reproducible timestamps: the same spec, digests and ke
       keepGoing: flags['keep-going'],
       retries: flags.retries,
       retryBaseDelayMs: flags['retry-base-delay-ms'],
-      progress: progressFor(json),
+      progress: this.progress(),
     })
     if (!json) {
       this.log(result.files.length > 1 ? `wrote ${result.files.length} parts: ${result.files.join(', ')}` : `wrote ${result.archive}`)

@@ -1,7 +1,8 @@
+import {STDIN} from '../blob/multi-file.js'
 import {AirlockCommand} from '../cli/base.js'
 import {archiveArg, keysFlag} from '../cli/flags.js'
 import {formatBytes} from '../cli/progress.js'
-import {ContentCounts, inspectArchive, InspectResult} from '../verify/inspect.js'
+import {ContentCounts, describeCreated, inspectArchive, InspectResult} from '../verify/inspect.js'
 
 export default class Inspect extends AirlockCommand {
   static override summary = 'Show what an archive holds, reading only its metadata entries'
@@ -25,10 +26,11 @@ export default class Inspect extends AirlockCommand {
     const r = await inspectArchive({archive: args.archive, keys: flags.key ?? []})
     if (!this.jsonEnabled()) {
       this.log(`${r.bundle.name} ${r.bundle.version}${r.bundle.description ? ` — ${r.bundle.description}` : ''}`)
-      this.log(`  created ${r.bundle.created}${r.bundle.expires ? `, expires ${r.bundle.expires}` : ''}, format v${r.formatVersion}, made by airlock ${r.tool}`)
+      this.log(`  created ${describeCreated(r.bundle.created)}${r.bundle.expires ? `, expires ${r.bundle.expires}` : ''}, format v${r.formatVersion}, made by airlock ${r.tool}`)
       this.log(`  signature: ${r.signature.status}${r.signature.fingerprint ? ` ${r.signature.fingerprint}` : r.signature.keyId ? ` key ${r.signature.keyId}` : ''}${r.signature.userId ? ` (${r.signature.userId})` : ''}`)
       if (r.signers.length > 1) for (const s of r.signers) this.log(`    signed by ${s.verified ? `${s.fingerprint}${s.userId ? ` (${s.userId})` : ''}, verified` : `key ${s.keyId}, not verified (not a trusted key)`}`)
-      if (r.parts.length > 1 || r.partSize) this.log(`  split into ${r.parts.length} part(s) of at most ${formatBytes(r.partSize ?? 0)}: ${r.parts.map((p) => `${p.file} (${formatBytes(p.bytes)})`).join(', ')}`)
+      if (r.archive === STDIN && r.partSize) this.log(`  split into parts of at most ${formatBytes(r.partSize)}, read as one stream from standard input`)
+      else if (r.parts.length > 1 || r.partSize) this.log(`  split into ${r.parts.length} part(s) of at most ${formatBytes(r.partSize ?? 0)}: ${r.parts.map((p) => `${p.file} (${formatBytes(p.bytes)})`).join(', ')}`)
       if (r.base) this.log(`  differential: leaves out ${r.base.blobs} blob(s) (${formatBytes(r.base.bytes)}) shipped by ${r.base.name} ${r.base.version}; the target must hold them, or pass install --base`)
       this.log(`  ${r.images.length} images, ${r.blobs.count} unique blobs, ${formatBytes(r.blobs.bytes)} (without dedupe ${formatBytes(r.blobs.referencedBytes)}, saved ${formatBytes(r.blobs.saved)})`)
       for (const img of r.images) {

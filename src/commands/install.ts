@@ -3,7 +3,6 @@ import {Flags, Interfaces} from '@oclif/core'
 import {AirlockCommand} from '../cli/base.js'
 import {environment, hashThreadsOf} from '../cli/env.js'
 import {allowUnsignedFlag, archiveArg, hashThreadsFlag, thresholdFlag, thresholdOf, trustedKeysFlag} from '../cli/flags.js'
-import {progressFor} from '../cli/progress.js'
 import {countsText, installArchive, InstallOptions, InstallResult} from '../install/install.js'
 import {defaultStateFile} from '../install/state.js'
 import {mirrorConfigHint} from '../mirror/mirror-config.js'
@@ -21,6 +20,7 @@ Verification is part of the install: the signature is checked against the truste
     '<%= config.bin %> install release.tar --key release.pub.asc --to containerd --namespace k8s.io',
     '<%= config.bin %> install release.tar --key release.pub.asc --to oci:/srv/images --only app-a:1',
     '<%= config.bin %> install release.tar --key release.pub.asc --to podman --dry-run',
+    'ssh host <%= config.bin %> install - --key release.pub.asc --to docker < release.tar',
   ]
 
   static override args = {
@@ -54,7 +54,7 @@ Verification is part of the install: the signature is checked against the truste
 
   async run(): Promise<InstallResult> {
     const {args, flags} = await this.parse(Install)
-    const result = await installArchive(installOptions(args.archive, flags, environment(), progressFor(this.jsonEnabled())))
+    const result = await installArchive(installOptions(args.archive, flags, environment(), this.progress()))
     if (!this.jsonEnabled()) {
       this.log(`${result.dryRun ? 'verified (dry run, nothing installed)' : 'installed'}: ${result.bundle.name} ${result.bundle.version} → ${result.target}`)
       if (result.signer) this.log(`  signed by ${result.signer.fingerprint}${result.signer.userId ? ` (${result.signer.userId})` : ''}`)

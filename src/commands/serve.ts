@@ -34,7 +34,7 @@ Exit codes: 0 stopped by a signal, 3 verification failed, 2 invalid input, 1 oth
   ]
 
   static override args = {
-    archive: archiveArg('serve'),
+    archive: archiveArg('serve', {stdin: false}),
   }
 
   static override flags = {

@@ -17,7 +17,7 @@ export default class Sign extends AirlockCommand {
   ]
 
   static override args = {
-    archive: archiveArg('sign'),
+    archive: archiveArg('sign', {stdin: false}),
   }
 
   static override flags = {

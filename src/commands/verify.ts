@@ -16,6 +16,7 @@ Exit codes: 0 verified, 3 verification failed, 2 invalid input (e.g. no --key), 
     '<%= config.bin %> verify release.tar --key /etc/airlock/trusted.d --json',
     '<%= config.bin %> verify unsigned.tar --allow-unsigned',
     '<%= config.bin %> verify release.tar --key alice.pub.asc --key bob.pub.asc --threshold 2',
+    'curl -fsS https://example.com/release.tar | <%= config.bin %> verify - --key release.pub.asc',
   ]
 
   static override args = {

@@ -26,6 +26,8 @@ export const ERROR_CODES = [
   'archive.part_missing',
   'archive.part_size',
   'archive.size_mismatch',
+  'archive.stdin_terminal',
+  'archive.stdin_unsupported',
   'archive.trailing_data',
   'archive.truncated',
   'archive.unexpected_entry',
@@ -39,6 +41,7 @@ export const ERROR_CODES = [
   'cache.digest_mismatch',
   // cli
   'cli.bad_threshold',
+  'cli.unknown_command',
   'cli.usage',
   // create
   'create.bad_size',

@@ -12,7 +12,7 @@ import type * as openpgp from 'openpgp'
 import {InputError} from '../core/errors.js'
 import {withFileLock} from '../core/lock.js'
 import {HEAD_CHUNK} from '../blob/sizes.js'
-import {MultiFile} from '../blob/multi-file.js'
+import {MultiFile, STDIN} from '../blob/multi-file.js'
 import {SequentialReader} from '../blob/sequential.js'
 import {describeKey, loadTrustedKeys} from '../sign/keys.js'
 import {pgp} from '../sign/pgp.js'
@@ -61,6 +61,7 @@ async function readHead(parts: string[]): Promise<{checksums: Buffer; armored: s
 }
 
 export async function cosignArchive(opts: CosignOptions): Promise<CosignResult> {
+  if (opts.archive === STDIN) throw new InputError('archive.stdin_unsupported', 'sign adds the signature in place: give it the archive file, not standard input ("-")')
   const parts = await resolveArchiveParts(opts.archive)
   return withFileLock(`${parts[0]}.airlock-sign.lock`, `the signature of ${parts[0]}`, async () => {
     const {checksums, armored, offset} = await readHead(parts)

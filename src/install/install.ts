@@ -19,11 +19,12 @@ import {engineContent} from '../transports/engine-content.js'
 import {requireBaseOnTarget, withBaseArchive} from './differential.js'
 import {blobsOf, InflatedSizeError} from '../transports/docker-archive/tarstream.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
+import {STDIN} from '../blob/multi-file.js'
 
 export {countsText} from '../transports/engine-content.js'
 
 export interface InstallOptions {
-  /** The archive, its first part, or a glob of its parts. */
+  /** The archive, its first part, a glob of its parts, or `-` (STDIN: read once, front to back). */
   archive: string
   /** The base bundle of a differential archive, to stream the blobs it leaves out from. */
   base?: string
@@ -129,6 +130,7 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   const target = parseTarget(opts.to)
   const progress = opts.progress ?? silentProgress
   const trustedKeys = await loadTrustedKeys(opts.keys, {warn: (m) => progress.note(m)})
+  if (opts.archive === STDIN && opts.base === STDIN) throw new InputError('archive.stdin_unsupported', 'the archive and --base cannot both be standard input ("-")')
   const parts = await resolveArchiveParts(opts.archive)
   let selected: ImageRecord[] = []
   // Rollback protection (src/install/state.ts): refuse a bundle older than the one installed before.
@@ -138,8 +140,8 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   const noDowngrade = (head: VerifiedHead) => {
     if (!opts.allowDowngrade) checkDowngrade(state, head.metadata.bundle, stateFile, targetKey)
   }
-  // Parts that are regular files can be read again by offset (not a pipe, not a device).
-  const rereadable = (await Promise.all(parts.map(async (p) => (await stat(p).catch(() => undefined))?.isFile() === true))).every(Boolean)
+  // Parts that are regular files can be read again by offset (not a pipe, not a device, not standard input).
+  const rereadable = (await Promise.all(parts.map(async (p) => p !== STDIN && (await stat(p).catch(() => undefined))?.isFile() === true))).every(Boolean)
   const ctx: DestinationContext = {
     progress,
     ...(rereadable ? {parts} : {}),
@@ -197,7 +199,7 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   await recordInstall(stateFile, {
     name: r.bundle.name, version: r.bundle.version, ...(sums ? {contentSha256: sha256Hex(sums)} : {}),
     ...(r.signer ? {signer: r.signer.fingerprint} : {}),
-    archive: path.resolve(opts.archive), target: targetKey, installedAt: new Date().toISOString(),
+    archive: opts.archive === STDIN ? STDIN : path.resolve(opts.archive), target: targetKey, installedAt: new Date().toISOString(),
   }).catch((error: unknown) => progress.note(`WARNING: installed, but could not record it for rollback protection: ${(error as Error).message}`))
   return resultOf(opts, r, images, leftOut)
 }

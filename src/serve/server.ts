@@ -22,7 +22,7 @@ import {DIGEST_RE} from '../core/model.js'
 import {loadTrustedKeys} from '../sign/keys.js'
 import type {SignerInfo} from '../sign/signature.js'
 import {readArchive} from '../transports/archive/reader.js'
-import {MultiFile} from '../blob/multi-file.js'
+import {MultiFile, STDIN} from '../blob/multi-file.js'
 import {BlobWant, digestChunks, verifiedChunks} from '../blob/verified.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 import type {AirlockMetadata} from '../transports/archive/metadata.js'
@@ -103,6 +103,12 @@ async function readOptional(file: string | undefined, what: string): Promise<Buf
   }
 }
 
+/** The parts to serve: files, which are read again for every pull (standard input cannot be). */
+async function servedParts(archive: string): Promise<string[]> {
+  if (archive === STDIN) throw new InputError('archive.stdin_unsupported', 'serve reads the archive again for every pull: give it a file, not standard input ("-")')
+  return resolveArchiveParts(archive)
+}
+
 export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   const {host, port} = parseListen(opts.listen ?? '127.0.0.1:5000')
   if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new InputError('serve.tls_pair', '--tls-cert and --tls-key must be given together')
@@ -112,7 +118,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   const trustedKeys = await loadTrustedKeys(opts.keys, {warn: log})
 
   // A split archive is served from its parts as they are (offsets count across parts).
-  const parts = await resolveArchiveParts(opts.archive)
+  const parts = await servedParts(opts.archive)
   const fh = await MultiFile.open(parts)
   let server: http.Server | undefined
   try {

@@ -2,6 +2,7 @@ import {stat} from 'node:fs/promises'
 
 import * as openpgp from 'openpgp'
 
+import {STDIN} from '../blob/multi-file.js'
 import {loadTrustedKeys} from '../sign/keys.js'
 import {warnOnStderr} from './verify.js'
 import {readArchive} from '../transports/archive/reader.js'
@@ -28,18 +29,26 @@ export interface InspectResult {
     omitted?: OmittedRecord[]
   }[]
   blobs: {count: number; bytes: number; referencedBytes: number; saved: number; shared: number}
-  /** The files of a split archive, in order (one entry for a single file). */
+  /** The files of a split archive, in order (one entry for a single file; for `-`, the bytes read from standard input). */
   parts: {file: string; bytes: number}[]
   partSize?: number
   /** Differential bundle: the bundle whose blobs it leaves out, and how many. */
   base?: {name: string; version: string; blobs: number; bytes: number}
 }
 
-/** `airlock inspect`: the metadata entries only. */
+/**
+ * `created` for a person: an archive made without SOURCE_DATE_EPOCH records the epoch itself
+ * (1970-01-01, so that it stays reproducible), which is no time at all: "not recorded".
+ */
+export function describeCreated(created: string): string {
+  return Date.parse(created) === 0 ? 'not recorded (made without SOURCE_DATE_EPOCH)' : created
+}
+
+/** `airlock inspect`: the metadata entries only (from standard input too: it stops reading after them). */
 export async function inspectArchive(opts: {archive: string; keys: string[]}): Promise<InspectResult> {
   const trustedKeys = await loadTrustedKeys(opts.keys, {warn: warnOnStderr})
   const parts = await resolveArchiveParts(opts.archive)
-  const {head, signed} = await readArchive(parts, {trustedKeys, allowUnsigned: trustedKeys.length === 0, headOnly: true, checkExpiry: false})
+  const {head, signed, bytes} = await readArchive(parts, {trustedKeys, allowUnsigned: trustedKeys.length === 0, headOnly: true, checkExpiry: false})
   const meta = head.metadata
   let signature: InspectResult['signature'] = {status: 'unsigned'}
   const sig = signed ? await openpgp.readSignature({armoredSignature: head.raw.get(ENTRY.SIGNATURE)!.toString('utf8').trimEnd()}).catch(() => undefined) : undefined
@@ -69,7 +78,7 @@ export async function inspectArchive(opts: {archive: string; keys: string[]}): P
       kind: entryKind(img), content: contentCounts(img),
       ...(img.omitted ? {omitted: img.omitted} : {}),
     })),
-    parts: await Promise.all(parts.map(async (file) => ({file, bytes: (await stat(file)).size}))),
+    parts: await Promise.all(parts.map(async (file) => ({file, bytes: file === STDIN ? bytes : (await stat(file)).size}))),
     ...(meta.split ? {partSize: meta.split.partSize} : {}),
     ...(meta.base ? {base: {name: meta.base.name, version: meta.base.version, blobs: meta.base.blobs.length, bytes: meta.base.blobs.reduce((a, b) => a + b.size, 0)}} : {}),
     blobs: {

@@ -81,6 +81,9 @@ describe('verify: the fast path and the oclif command give the same result', {ti
     [['missing.tar', '--key', 'good.asc'], {}, true],
     [['signed.tar', '--key', 'missing.asc', '--json'], {}, true],
     [['signed.tar', '--key', 'good.asc'], {AIRLOCK_DEBUG: '1'}, true],
+    [['signed.tar', '--key', 'good.asc', '--quiet'], {}, true],
+    [['-q', 'tampered.tar', '--key', 'good.asc'], {}, true],
+    [['signed.tar', '--key', 'good.asc', '-q', '--json'], {}, true],
     // Left to oclif (both runs take the same path; the parse must say so).
     [['signed.tar', '--key', 'good.asc', '--no-such-flag'], {}, false],
     [['signed.tar', 'unsigned.tar', '--key', 'good.asc'], {}, false],
@@ -124,6 +127,12 @@ describe('verify: the fast path and the oclif command give the same result', {ti
     assert.equal(run(['split.tar.000', '--key', 'good.asc']).code, 0)
     assert.equal(run(['expired.tar', '--key', 'good.asc']).code, 3)
     assert.equal(run(['missing.tar', '--key', 'good.asc']).code, 2)
+    // --quiet: nothing on success, the error still, and --json as always.
+    assert.deepEqual(run(['signed.tar', '--key', 'good.asc', '--quiet']), {code: 0, stdout: '', stderr: ''})
+    const quietBad = run(['-q', 'tampered.tar', '--key', 'good.asc'])
+    assert.equal(quietBad.code, 3)
+    assert.match(quietBad.stderr, /^error: .*blobs\/sha256\//)
+    assert.equal((JSON.parse(run(['signed.tar', '--key', 'good.asc', '-q', '--json']).stdout) as {ok: boolean}).ok, true)
   })
 })
 

@@ -1,6 +1,7 @@
 import {readdir, stat} from 'node:fs/promises'
 import path from 'node:path'
 
+import {STDIN} from '../../blob/multi-file.js'
 import {InputError} from '../../core/errors.js'
 
 const PART_RE = /^(.*)\.(\d{3})$/
@@ -13,10 +14,12 @@ function escapeRe(s: string): string {
  * The files that make up an archive given on the command line:
  * - `NAME.tar` → that file;
  * - `NAME.tar.000` (any part) → all of NAME.tar.000, .001, … in order;
- * - a glob such as `NAME.tar.*` → the parts it matches, in order.
+ * - a glob such as `NAME.tar.*` → the parts it matches, in order;
+ * - `-` → standard input (a split archive piped in as one stream: `cat NAME.tar.0* | …`).
  * Parts must be numbered 000… without a gap; a missing part is named.
  */
 export async function resolveArchiveParts(arg: string): Promise<string[]> {
+  if (arg === STDIN) return [STDIN]
   const dir = path.dirname(arg)
   const base = path.basename(arg)
   let prefix: string | undefined

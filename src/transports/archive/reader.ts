@@ -4,7 +4,7 @@ import type * as openpgp from 'openpgp'
 
 import {VerifyError} from '../../core/errors.js'
 import {HashJobs, hashThreads} from '../../blob/hash-pool.js'
-import {MultiFile} from '../../blob/multi-file.js'
+import {MultiFile, STDIN} from '../../blob/multi-file.js'
 import {SequentialReader} from '../../blob/sequential.js'
 import {HASH_CHUNK, HEAD_CHUNK} from '../../blob/sizes.js'
 import {WorkerHasher} from '../../blob/worker-hasher.js'
@@ -110,7 +110,7 @@ interface Opened {
 /**
  * Open the parts. Plain verification of a whole archive: positional reads, blobs hashed on every
  * core, starting (unless the command already started) while the keys are read and the signature
- * is checked; a pipe or a device is read front to back instead. Feeding a sink that hands chunks
+ * is checked; a pipe, a device or standard input is read front to back instead. Feeding a sink that hands chunks
  * back, the main thread reads and writes, and the blobs are hashed on a second thread.
  */
 async function openArchive(parts: string[], opts: ReadOptions): Promise<Opened> {
@@ -188,6 +188,7 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
   } catch (error) {
     if (began || sink) await sink?.abort?.(error).catch(() => {})
     if (parts.length > 1 && error instanceof VerifyError) error.message += locatePart(parts, partSizes, at.position ?? o.reader.position)
+    if (parts[0] === STDIN && error instanceof VerifyError && error.code === 'archive.truncated') error.message += ' (standard input ended before the archive did)'
     throw error
   } finally {
     await o.jobs?.close()
@@ -197,8 +198,9 @@ export async function readArchive(parts: string[], opts: ReadOptions): Promise<V
   }
 }
 
-/** A regular file, or nothing there (then opening it reports the problem as usual). */
+/** A regular file, or nothing there (then opening it reports the problem as usual); never standard input. */
 function isRegularOrMissing(p: string): boolean {
+  if (p === STDIN) return false
   try {
     return statSync(p).isFile()
   } catch {

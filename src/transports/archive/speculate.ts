@@ -1,7 +1,7 @@
 import {statSync} from 'node:fs'
 
 import {HashJobs, hashThreads, Range} from '../../blob/hash-pool.js'
-import {MultiFile} from '../../blob/multi-file.js'
+import {MultiFile, STDIN} from '../../blob/multi-file.js'
 import {BLOB_NAME_RE} from './metadata.js'
 import {BLOCK, paddingFor, parseHeader} from './tar.js'
 
@@ -57,13 +57,13 @@ export function speculate(files: MultiFile, start: number, workers: number): Has
 /**
  * Start hashing the blobs of the single-file archive `archive` on the other cores, if there are
  * any. Globs and split parts (NAME.000) are resolved by the command itself, and a pipe or a
- * device is read front to back: nothing is started for them. Never throws: whatever went wrong
+ * device (standard input too) is read front to back: nothing is started for them. Never throws: whatever went wrong
  * here, the command finds and reports it.
  */
 export function startEarlyHashing(archive: string, threads?: number): EarlyHashing | undefined {
   try {
     const workers = hashThreads(threads) - 1
-    if (workers <= 0 || /[*?]/.test(archive) || /\.\d{3}$/.test(archive)) return undefined
+    if (workers <= 0 || archive === STDIN || /[*?]/.test(archive) || /\.\d{3}$/.test(archive)) return undefined
     if (!statSync(archive).isFile()) return undefined
     const files = MultiFile.openSync([archive])
     const jobs = speculate(files, 0, workers)

@@ -25,6 +25,9 @@ describe('verify flag table', () => {
     const p = parse('a.tar', '--key', 'k.asc', '-k', 'j.asc', '--key=l.asc', '--allow-unsigned', '--json')
     assert.deepEqual(p, {args: ['a.tar'], flags: new Map([['key', ['k.asc', 'j.asc', 'l.asc']], ['allow-unsigned', ['']], ['json', ['']]]), plain: true})
     assert.equal(parse('a.tar', '--hash-threads', '3')?.plain, true)
+    // `-` is standard input: an argument, and a plain one; --quiet is every command's.
+    assert.deepEqual(parse('-', '--key', 'k.asc', '-q'), {args: ['-'], flags: new Map([['key', ['k.asc']], ['quiet', ['']]]), plain: true})
+    assert.equal(parse('--key', '-', 'a.tar')?.plain, false, 'a value that looks like a flag')
   })
 
   it('accepted as oclif would, but not plain: --, -kFILE, a repeated switch, a value like a flag, an empty value', () => {
