@@ -58,6 +58,7 @@ PKG_MAP=(
   "curl:curl"
   "sqop:sqop"
   "zstd:zstd"
+  "zsh:zsh"
 )
 
 ensure_packages() {
