@@ -4,8 +4,9 @@ import {AirlockError} from '../core/errors.js'
 import {Descriptor, Platform} from '../core/model.js'
 import {formatPlatform, normalizePlatform, platformMatches} from '../spec/platform.js'
 import type {BundleSpec, ImageSpec} from '../spec/types.js'
-import type {OmittedRecord} from '../transports/archive/metadata.js'
+import type {OmittedRecord, ReferrerOf, UpstreamRecord} from '../transports/archive/metadata.js'
 import {fetchGraph, GraphManifest} from './graph.js'
+import {discoverReferrers} from './referrers.js'
 import {ResolvedIndex, Runnable, selectPlatforms} from './select.js'
 import type {Sources} from './sources.js'
 
@@ -42,6 +43,12 @@ export interface ResolvedImage {
   dockerManifest?: string
   /** A platform subset: what the source index held that the new one does not. */
   omitted?: OmittedRecord[]
+  /** Entries that refer to this image (cosign tags, OCI 1.1 referrers), found as bundle.yaml asks. */
+  referrers?: ResolvedImage[]
+  /** Set on such an entry: what it refers to. */
+  referrerOf?: ReferrerOf
+  /** Set on an image whose referrers were looked for. */
+  upstream?: UpstreamRecord
 }
 
 function parseConfig(bytes: Buffer, what: string): {os?: string; architecture?: string; variant?: string} {
@@ -63,7 +70,7 @@ async function runnablePlatform(sources: Sources, img: ImageSpec, m: GraphManife
   return config.os && config.architecture ? describePlatform({os: config.os, architecture: config.architecture, variant: config.variant}) : 'unknown'
 }
 
-function resolvedManifest(m: GraphManifest, platform: string): ResolvedManifest {
+export function resolvedManifest(m: GraphManifest, platform: string): ResolvedManifest {
   const subject = m.doc.subject?.digest
   return {
     digest: m.digest, mediaType: m.mediaType, size: m.size, bytes: m.bytes, platform, kind: m.kind,
@@ -89,12 +96,31 @@ async function resolveImage(sources: Sources, img: ImageSpec, dockerPlatform?: s
   const want = img.platforms
   const dockerWant = dockerPlatform ?? (want === 'all' ? 'linux/amd64' : want[0])
   const docker = kept.find((m) => platformMatches(dockerWant, m.platform)) ?? kept[0]
-  return {
+  const resolved: ResolvedImage = {
     spec: img, top: sel.top, sourceDigest: got.digest, manifests, indexes: sel.indexes,
     platforms: kept.map((m) => m.platform),
     ...(docker ? {dockerManifest: docker.digest} : {}),
     ...(sel.omitted ? {omitted: sel.omitted} : {}),
   }
+  return img.referrers ? {...resolved, ...(await discoverReferrers(sources, resolved, img.referrers))} : resolved
+}
+
+/**
+ * The entries of the archive: each image, then the entries that refer to it. A referrer entry whose
+ * name is already taken (two images of one repository share a digest) is there once.
+ */
+export function withReferrers(images: ResolvedImage[]): ResolvedImage[] {
+  const names = new Set(images.map((img) => img.spec.name))
+  const out: ResolvedImage[] = []
+  for (const img of images) {
+    out.push(img)
+    for (const r of img.referrers ?? []) {
+      if (names.has(r.spec.name)) continue
+      names.add(r.spec.name)
+      out.push(r)
+    }
+  }
+  return out
 }
 
 /** Resolve every image to digests before any layer moves. */
