@@ -116,12 +116,12 @@ async function pushBlob(host: string, repo: string, bytes: Buffer): Promise<void
   if (start.status !== 202) throw new Error(`upload to ${host}/${repo}: ${start.status}`)
   const loc = new URL(start.headers.get('location')!, `http://${host}`)
   loc.searchParams.set('digest', digest)
-  const put = await fetch(loc, {method: 'PUT', body: bytes, headers: {'Content-Type': 'application/octet-stream'}})
+  const put = await fetch(loc, {method: 'PUT', body: new Uint8Array(bytes), headers: {'Content-Type': 'application/octet-stream'}})
   if (put.status !== 201) throw new Error(`blob ${digest} to ${host}/${repo}: ${put.status} ${await put.text()}`)
 }
 
 export async function pushManifest(host: string, repo: string, reference: string, bytes: Buffer, mediaType: string): Promise<void> {
-  const res = await fetch(`http://${host}/v2/${repo}/manifests/${reference}`, {method: 'PUT', body: bytes, headers: {'Content-Type': mediaType}})
+  const res = await fetch(`http://${host}/v2/${repo}/manifests/${reference}`, {method: 'PUT', body: new Uint8Array(bytes), headers: {'Content-Type': mediaType}})
   if (res.status !== 201) throw new Error(`manifest ${host}/${repo}:${reference}: ${res.status} ${await res.text()}`)
 }
 
