@@ -28,6 +28,9 @@ export function checkUpstreamShape(images: Record<string, unknown>[], formatVers
       if (!names.has(r.image) || r.image === img.name) fail('archive.bad_metadata', e, `${where}: referrerOf names ${JSON.stringify(r.image)}, which is not another entry`)
       if (img.upstream !== undefined) fail('archive.bad_metadata', e, `${where}: a referrer entry has no upstream of its own`)
     }
+  }
+  for (const [i, img] of images.entries()) {
+    const where = `image #${i + 1}`
     const u = img.upstream
     if (u === undefined) continue
     if (!isObj(u)) fail('archive.bad_metadata', e, `${where}: bad upstream`)

@@ -35,7 +35,7 @@ describe('cosign simple signing', () => {
     }
   })
 
-  const refuse = (name: string, make: () => ReturnType<typeof signatureManifest>, reason: RegExp) => it(`refuses ${name}`, () => {
+  const refuse = (name: string, make: () => ReturnType<typeof signatureManifest>, reason: RegExp) => void it(`refuses ${name}`, () => {
     const sig = make()
     const r = checkSignatureManifest(sig.bytes, blobsOf(sig), subject, good.publicKey)
     assert.equal(r.ok, false)
