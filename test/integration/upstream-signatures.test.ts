@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import http from 'node:http'
 import type {AddressInfo} from 'node:net'
 import os from 'node:os'
@@ -178,6 +178,18 @@ images:
     // the referrer the fallback index names, by digest, and its blobs
     assert.ok((await rawManifest(tb.registries.target, target, sbom.digest))?.equals(sbom.bytes))
     for (const d of sig.blobs.keys()) assert.equal((await fetch(`http://${tb.registries.target}/v2/${target}/blobs/${d}`, {method: 'HEAD'})).status, 200)
+  })
+
+  it('install --to oci:DIR --only IMAGE: the image comes with the entries that refer to it', async () => {
+    const oci = path.join(dir, 'oci')
+    const r = await airlock(['install', archive, '--key', pub, '--to', `oci:${oci}`, '--only', `${appRepo}:1`])
+    assert.equal(r.code, 0, r.stderr)
+    const index = JSON.parse(await readFile(path.join(oci, 'index.json'), 'utf8')) as {manifests: {digest: string; annotations: Record<string, string>}[]}
+    const name = `${SOURCE}/${appRepo}`
+    assert.deepEqual(index.manifests.map((m) => [m.annotations['org.opencontainers.image.ref.name'], m.digest]).sort(), [
+      [`${name}:1`, app.digest], [`${name}:${cosignTag(app.digest)}`, fallback.digest], [`${name}:${cosignTag(app.digest, 'att')}`, att.digest], [`${name}:${cosignTag(app.digest, 'sig')}`, sig.digest],
+    ].sort())
+    assert.ok((await readFile(path.join(oci, 'blobs', 'sha256', sig.digest.slice(7)))).equals(sig.bytes))
   })
 
   it('verify --cosign-key re-checks the carried signatures from the archive alone', async () => {
