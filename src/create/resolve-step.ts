@@ -34,7 +34,9 @@ export async function resolveStep(run: CreateRun): Promise<Resolution> {
   } else {
     images = await resolveImages(spec, sources, {dockerPlatform: opts.dockerPlatform})
   }
-  await checkUpstreamPolicies(sources, images)
+  // The lock pins the images; their signatures and referrers come along as entries of their own.
+  const entries = withReferrers(images)
+  await checkUpstreamPolicies(sources, entries)
   const lockFile = lockPathFor(spec.file)
   const lock = buildLock(images)
   if (opts.locked) {
@@ -42,8 +44,7 @@ export async function resolveStep(run: CreateRun): Promise<Resolution> {
     const have = new Set(images.map((r) => `${r.spec.refString} ${r.spec.name}`))
     checkLocked(lockFile, failed.length > 0 ? {...was, images: was.images.filter((i) => have.has(`${i.ref} ${i.name}`))} : was, lock)
   }
-  // The lock pins the images; their signatures and referrers come along as entries of their own.
-  return {images: withReferrers(images), failed, lock, lockFile}
+  return {images: entries, failed, lock, lockFile}
 }
 
 /** Stop when not one image could be fetched (--keep-going still needs one). */

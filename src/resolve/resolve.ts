@@ -106,21 +106,52 @@ async function resolveImage(sources: Sources, img: ImageSpec, dockerPlatform?: s
 }
 
 /**
- * The entries of the archive: each image, then the entries that refer to it. A referrer entry whose
- * name is already taken (two images of one repository share a digest) is there once.
+ * The entries of the archive: each image, then the entries that refer to it. A referrer whose name
+ * bundle.yaml already lists (`api:sha256-….sig` as an image of its own) with the same digest makes
+ * that entry the referrer; with another digest it is left out (the listed entry wins). Each image's
+ * `upstream` then lists exactly the referrer entries the archive holds.
  */
 export function withReferrers(images: ResolvedImage[]): ResolvedImage[] {
-  const names = new Set(images.map((img) => img.spec.name))
+  const byName = new Map(images.map((img) => [img.spec.name, img]))
   const out: ResolvedImage[] = []
   for (const img of images) {
     out.push(img)
-    for (const r of img.referrers ?? []) {
-      if (names.has(r.spec.name)) continue
-      names.add(r.spec.name)
-      out.push(r)
+    if (!img.referrers || img.referrerOf) continue
+    const kept: ResolvedImage[] = []
+    for (const r of img.referrers) {
+      const listed = byName.get(r.spec.name)
+      if (!listed) {
+        byName.set(r.spec.name, r)
+        out.push(r)
+        kept.push(r)
+      } else if (listed !== img && listed.top.digest === r.top.digest && !listed.referrerOf && !listed.referrers?.length) {
+        listed.referrerOf = r.referrerOf
+        delete listed.upstream
+        kept.push(listed)
+      }
     }
+    img.referrers = kept
+    const digests = (kind: string) => kept.filter((r) => r.referrerOf!.kind === kind).map((r) => r.top.digest)
+    img.upstream = {...img.upstream, signatures: digests('signature'), attestations: digests('attestation'), sboms: digests('sbom'), referrers: digests('referrers')}
   }
   return out
+}
+
+/**
+ * The entries left when some were dropped (--keep-going): a referrer goes with its image, and each
+ * image's `upstream` lists only the referrer entries still there.
+ */
+export function keepReferrersConsistent(entries: ResolvedImage[]): ResolvedImage[] {
+  const names = new Set(entries.filter((e) => !e.referrerOf).map((e) => e.spec.name))
+  const kept = entries.filter((e) => !e.referrerOf || names.has(e.referrerOf.image))
+  const present = new Set(kept.map((e) => e.top.digest))
+  for (const img of kept) {
+    const u = img.upstream
+    if (!u) continue
+    const only = (list: string[]) => list.filter((d) => present.has(d))
+    img.upstream = {...u, signatures: only(u.signatures), attestations: only(u.attestations), sboms: only(u.sboms), referrers: only(u.referrers)}
+  }
+  return kept
 }
 
 /** Resolve every image to digests before any layer moves. */

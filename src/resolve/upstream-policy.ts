@@ -48,12 +48,12 @@ async function checkImage(sources: Sources, image: ResolvedImage, key: CosignKey
   return `no cosign signature of ${subject.digest} found (tag sha256-${subject.digest.slice(7)}.sig, OCI referrers)${subset}`
 }
 
-/** Refuse (exit 3) when an image with a `verify:` policy lacks a valid signature by its key. */
+/** Refuse (exit 3) when an image with a `verify:` policy lacks a valid signature by its key (referrer entries are not images). */
 export async function checkUpstreamPolicies(sources: Sources, images: ResolvedImage[]): Promise<void> {
   const keys = new Map<string, CosignKey>()
   const failed: string[] = []
   for (const image of images) {
-    if (!image.spec.verify) continue
+    if (!image.spec.verify || image.referrerOf) continue
     const why = await checkImage(sources, image, await loadKey(image.spec.verify.key, keys))
     if (why) failed.push(`${image.spec.refString}: ${why}`)
   }
