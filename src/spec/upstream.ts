@@ -31,7 +31,7 @@ export function upstreamPolicy(v: unknown, segs: Seg[], dir: string, issues: Iss
   if (!isObj(v)) return undefined
   if (v.keyless !== undefined) {
     const at = [...segs, 'keyless']
-    issues.push({path: at, code: 'upstream.keyless', message: withLabel(at, 'keyless verification (Fulcio certificate and Rekor bundle against a trusted root) is not supported by this airlock: no Node 20 library here verifies it offline. Use `key:` with the signer\'s cosign public key, or leave `verify:` out')})
+    issues.push({path: at, code: 'upstream.keyless', message: withLabel(at, 'keyless verification (Fulcio certificate and Rekor bundle against a trusted root) is not supported by this airlock (it has no offline verifier of Fulcio certificates and Rekor entries; current sigstore libraries need Node 22). Use `key:` with the signer\'s cosign public key, or leave `verify:` out')})
     return undefined
   }
   if (typeof v.key !== 'string' || v.key === '') return undefined
