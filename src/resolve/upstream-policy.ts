@@ -1,8 +1,9 @@
 import {readFile} from 'node:fs/promises'
 
 import {InputError, VerifyError} from '../core/errors.js'
-import {checkSignatureManifest, type CosignKey, MAX_PAYLOAD_BYTES, parseCosignKey, simpleSigningLayers} from '../sign/cosign-verify.js'
-import type {ResolvedImage} from './resolve.js'
+import {checkDsseEnvelope, checkSignatureManifest, type CosignKey, dsseLayers, MAX_PAYLOAD_BYTES, parseCosignKey, simpleSigningLayers} from '../sign/cosign-verify.js'
+import type {UpstreamPolicy} from '../spec/types.js'
+import type {ResolvedImage, ResolvedManifest} from './resolve.js'
 import type {Sources} from './sources.js'
 
 /**
@@ -26,26 +27,51 @@ async function loadKey(file: string, cache: Map<string, CosignKey>): Promise<Cos
   return key
 }
 
-/** Why `image` has no valid signature by `key`; undefined (and `upstream.verifiedBy` set) when it has one. */
-async function checkImage(sources: Sources, image: ResolvedImage, key: CosignKey): Promise<string | undefined> {
-  const subject = {digest: image.top.digest, reference: image.spec.refString}
-  const candidates = (image.referrers ?? []).flatMap((r) => r.manifests.filter((m) => m.kind === 'signature' && (r.referrerOf?.subject === subject.digest && (r.referrerOf.kind === 'signature' || m.subject === subject.digest))).map((m) => ({entry: r, m})))
-  const reasons: string[] = []
-  for (const {entry, m} of candidates) {
-    const payloads = new Map<string, Buffer>()
-    for (const l of simpleSigningLayers(JSON.parse(m.bytes.toString('utf8')))) {
-      if (l.size <= MAX_PAYLOAD_BYTES) payloads.set(l.digest, await sources.getSmallBlob(entry.spec.ref, l.digest, l.size))
-    }
-    const r = checkSignatureManifest(m.bytes, (d) => payloads.get(d), subject, key.key)
-    if (r.ok) {
-      image.upstream = {...image.upstream!, verifiedBy: {keyFingerprint: key.fingerprint, signature: m.digest}}
-      return undefined
-    }
-    reasons.push(`signature ${m.digest} (${entry.spec.name}): ${r.reason}`)
+type Kind = 'signature' | 'attestation'
+
+/** The manifests of `kind` among the image's referrers that are about its digest, with the entry they came in. */
+function candidates(image: ResolvedImage, kind: Kind): {entry: ResolvedImage; m: ResolvedManifest}[] {
+  const digest = image.top.digest
+  return (image.referrers ?? []).flatMap((r) => r.manifests
+    .filter((m) => m.kind === kind && r.referrerOf?.subject === digest && (r.referrerOf.kind === kind || m.subject === digest))
+    .map((m) => ({entry: r, m})))
+}
+
+/** The layers `layersOf` names in `m` (at most 1 MiB each), fetched and verified by digest. */
+async function smallLayers(sources: Sources, entry: ResolvedImage, m: ResolvedManifest, layersOf: (doc: unknown) => {digest: string; size: number}[]): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>()
+  for (const l of layersOf(JSON.parse(m.bytes.toString('utf8')))) {
+    if (l.size <= MAX_PAYLOAD_BYTES) out.set(l.digest, await sources.getSmallBlob(entry.spec.ref, l.digest, l.size))
   }
-  if (reasons.length > 0) return reasons.join('; ')
+  return out
+}
+
+/** The digest of the first manifest of `kind` that checks, or why none did. */
+async function firstValid(sources: Sources, image: ResolvedImage, key: CosignKey, kind: Kind): Promise<{digest: string} | {why: string}> {
+  const subject = {digest: image.top.digest, reference: image.spec.refString}
+  const reasons: string[] = []
+  for (const {entry, m} of candidates(image, kind)) {
+    const blobs = await smallLayers(sources, entry, m, kind === 'signature' ? simpleSigningLayers : dsseLayers)
+    const r = kind === 'signature'
+      ? checkSignatureManifest(m.bytes, (d) => blobs.get(d), subject, key.key)
+      : [...blobs.values()].map((env) => checkDsseEnvelope(env, subject, key.key)).find((c) => c.ok) ?? {ok: false as const, reason: blobs.size === 0 ? 'no DSSE envelope of at most 1 MiB' : 'no envelope verifies with the key and names the digest'}
+    if (r.ok) return {digest: m.digest}
+    reasons.push(`${kind} ${m.digest} (${entry.spec.name}): ${r.reason}`)
+  }
+  if (reasons.length > 0) return {why: reasons.join('; ')}
   const subset = image.top.digest === image.sourceDigest ? '' : ` (a platform subset is a new index ${image.top.digest} that nobody signed: set \`platforms: all\` to carry the signed one)`
-  return `no cosign signature of ${subject.digest} found (tag sha256-${subject.digest.slice(7)}.sig, OCI referrers)${subset}`
+  const where = kind === 'signature' ? `tag sha256-${subject.digest.slice(7)}.sig, OCI referrers` : `tag sha256-${subject.digest.slice(7)}.att, OCI referrers`
+  return {why: `no cosign ${kind} of ${subject.digest} found (${where})${subset}`}
+}
+
+/** Why `image` fails its policy; undefined (and `upstream.verifiedBy` set) when it passes. */
+async function checkImage(sources: Sources, image: ResolvedImage, key: CosignKey, policy: UpstreamPolicy): Promise<string | undefined> {
+  const sig = await firstValid(sources, image, key, 'signature')
+  if ('why' in sig) return sig.why
+  const att = policy.attestations ? await firstValid(sources, image, key, 'attestation') : undefined
+  if (att && 'why' in att) return att.why
+  image.upstream = {...image.upstream!, verifiedBy: {keyFingerprint: key.fingerprint, signature: sig.digest, ...(att ? {attestation: att.digest} : {})}}
+  return undefined
 }
 
 /** Refuse (exit 3) when an image with a `verify:` policy lacks a valid signature by its key (referrer entries are not images). */
@@ -54,10 +80,10 @@ export async function checkUpstreamPolicies(sources: Sources, images: ResolvedIm
   const failed: string[] = []
   for (const image of images) {
     if (!image.spec.verify || image.referrerOf) continue
-    const why = await checkImage(sources, image, await loadKey(image.spec.verify.key, keys))
+    const why = await checkImage(sources, image, await loadKey(image.spec.verify.key, keys), image.spec.verify)
     if (why) failed.push(`${image.spec.refString}: ${why}`)
   }
   if (failed.length > 0) {
-    throw new VerifyError('upstream.unverified', `${failed.length} image${failed.length === 1 ? '' : 's'} without a valid upstream signature by the key bundle.yaml's verify: names`, {details: failed})
+    throw new VerifyError('upstream.unverified', `${failed.length} image${failed.length === 1 ? '' : 's'} without a valid upstream signature (or attestation) by the key bundle.yaml's verify: names`, {details: failed})
   }
 }

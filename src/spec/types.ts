@@ -64,6 +64,8 @@ export const DEFAULT_REFERRERS: Readonly<ReferrerChoice> = {signatures: true, at
 /** `verify:` in bundle.yaml: a cosign public key (PEM, absolute path) that must have signed the image. */
 export interface UpstreamPolicy {
   key: string
+  /** Also an in-toto attestation (DSSE envelope) by the key about the image's digest. */
+  attestations?: boolean
 }
 
 export interface RegistryOptions {

@@ -37,10 +37,11 @@ export function upstreamPolicy(v: unknown, segs: Seg[], dir: string, issues: Iss
   if (typeof v.key !== 'string' || v.key === '') return undefined
   const key = path.resolve(dir, v.key)
   if (!existsSync(key)) issues.push({path: [...segs, 'key'], code: 'file.not_found', message: withLabel([...segs, 'key'], `cosign key file ${v.key} not found (looked for ${key})`)})
-  return {key}
+  return {key, ...(v.attestations === true ? {attestations: true} : {})}
 }
 
-/** A policy needs the signatures: `verify:` turns `signatures` on. */
+/** A policy needs what it checks: `verify:` turns `signatures` on (and `attestations` when it asks for them). */
 export function withPolicy(choice: ReferrerChoice, policy: UpstreamPolicy | undefined): ReferrerChoice {
-  return policy ? {...choice, signatures: true} : choice
+  if (!policy) return choice
+  return {...choice, signatures: true, ...(policy.attestations ? {attestations: true} : {})}
 }

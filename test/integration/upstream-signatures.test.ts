@@ -140,7 +140,7 @@ describe('upstream signatures, attestations and referrers', {timeout: 600_000}, 
 
   it('create carries the signature, the attestation and the referrer, verified by the policy; inspect shows them', async () => {
     await bundle('good.yaml', `referrers: {signatures: true, attestations: true, sboms: true}
-verify: {key: good.pem}
+verify: {key: good.pem, attestations: true}
 images:
   - ${SOURCE}/${appRepo}:1
 `)
@@ -149,7 +149,7 @@ images:
     assert.equal(r.code, 0, r.stderr)
     const i = await airlock(['inspect', archive, '--key', pub, '--json'])
     assert.equal(i.code, 0, i.stderr)
-    type Img = {name: string; digest: string; referrerOf?: {kind: string; via: string; subject: string; image: string}; upstream?: {signatures: string[]; attestations: string[]; referrers: string[]; verifiedBy?: {keyFingerprint: string; signature: string}}}
+    type Img = {name: string; digest: string; referrerOf?: {kind: string; via: string; subject: string; image: string}; upstream?: {signatures: string[]; attestations: string[]; referrers: string[]; verifiedBy?: {keyFingerprint: string; signature: string; attestation?: string}}}
     const images = (JSON.parse(i.stdout) as {images: Img[]}).images
     const name = `${SOURCE}/${appRepo}`
     assert.deepEqual(images.map((x) => x.name).sort(), [`${name}:1`, `${name}:${cosignTag(app.digest)}`, `${name}:${cosignTag(app.digest, 'att')}`, `${name}:${cosignTag(app.digest, 'sig')}`].sort())
@@ -158,6 +158,7 @@ images:
     assert.deepEqual(top.upstream?.attestations, [att.digest])
     assert.deepEqual(top.upstream?.referrers, [fallback.digest])
     assert.equal(top.upstream?.verifiedBy?.signature, sig.digest)
+    assert.equal(top.upstream?.verifiedBy?.attestation, att.digest)
     assert.equal(top.upstream?.verifiedBy?.keyFingerprint, sha256(good.publicKey.export({type: 'spki', format: 'der'})))
     const ref = images.find((x) => x.digest === fallback.digest)!
     assert.deepEqual(ref.referrerOf, {subject: app.digest, image: `${name}:1`, kind: 'referrers', via: 'tag'})
@@ -207,15 +208,21 @@ images:
     const unsigned = await image('unsigned')
     const other = await image('wrong')
     await pushArtifact(SOURCE, `${BASE}/wrong`, cosignTag(other.digest, 'sig'), signatureManifest({digest: other.digest, reference: `${SOURCE}/${BASE}/wrong`, key: wrong.privateKey}))
+    const noAtt = await image('noatt')
+    await pushArtifact(SOURCE, `${BASE}/noatt`, cosignTag(noAtt.digest, 'sig'), signatureManifest({digest: noAtt.digest, reference: `${SOURCE}/${BASE}/noatt`, key: good.privateKey}))
     await bundle('policy.yaml', `verify: {key: good.pem}
 images:
   - ${SOURCE}/${BASE}/unsigned:1
   - ${SOURCE}/${BASE}/wrong:1
+  - ref: ${SOURCE}/${BASE}/noatt:1
+    verify: {key: good.pem, attestations: true}
 `)
     const r = await airlock(['create', 'policy.yaml', '--unsigned', '-o', path.join(dir, 'policy.tar')])
     assert.equal(r.code, 3, r.stderr)
     assert.match(r.stderr, new RegExp(`${BASE}/unsigned:1: no cosign signature of ${unsigned.digest} found`))
     assert.match(r.stderr, new RegExp(`${BASE}/wrong:1: signature sha256:[0-9a-f]{64} .*does not verify with the key`))
+    assert.match(r.stderr, new RegExp(`${BASE}/noatt:1: no cosign attestation of ${noAtt.digest} found`))
+    assert.match(r.stderr, /3 images without a valid upstream signature/)
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
   })
 

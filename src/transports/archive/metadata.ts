@@ -110,7 +110,7 @@ export interface UpstreamRecord {
   sboms: string[]
   referrers: string[]
   /** bundle.yaml's `verify:` key checked a signature over the image's digest at create. */
-  verifiedBy?: {keyFingerprint: string; signature: string}
+  verifiedBy?: {keyFingerprint: string; signature: string; attestation?: string}
 }
 
 /** One entry of bundle.yaml, resolved: the graph under `digest` and every blob it uses. */

@@ -41,7 +41,7 @@ export function checkUpstreamShape(images: Record<string, unknown>[], formatVers
       for (const d of list as string[]) if (!mine.has(d)) fail('archive.bad_metadata', e, `${where}: upstream.${k} lists ${d}, which is no entry referring to ${String(img.name)}`)
     }
     const v = u.verifiedBy
-    if (v !== undefined && (!isObj(v) || typeof v.keyFingerprint !== 'string' || !DIGEST_RE.test(v.keyFingerprint) || typeof v.signature !== 'string' || !DIGEST_RE.test(v.signature))) {
+    if (v !== undefined && (!isObj(v) || typeof v.keyFingerprint !== 'string' || !DIGEST_RE.test(v.keyFingerprint) || typeof v.signature !== 'string' || !DIGEST_RE.test(v.signature) || (v.attestation !== undefined && (typeof v.attestation !== 'string' || !DIGEST_RE.test(v.attestation))))) {
       fail('archive.bad_metadata', e, `${where}: bad upstream.verifiedBy`)
     }
     const extra = Object.keys(u).filter((k) => !(UPSTREAM_LISTS as readonly string[]).includes(k) && k !== 'verifiedBy')

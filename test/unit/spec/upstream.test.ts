@@ -30,6 +30,12 @@ describe('bundle.yaml referrers: and verify:', () => {
     assert.deepEqual(bare.images[0].referrers, {signatures: true, attestations: false, sboms: false, artifacts: false})
   })
 
+  it('verify: {attestations: true} brings the attestations along', () => {
+    const {spec} = validateBundleText(`${HEAD}images:\n  - ref: a.io/x:1\n    verify: {key: cosign.pub, attestations: true}\n`, file)
+    assert.deepEqual(spec!.images[0].verify, {key: path.join(tmp, 'cosign.pub'), attestations: true})
+    assert.equal(spec!.images[0].referrers!.attestations, true)
+  })
+
   it('a top-level verify: applies to every image', () => {
     const {spec} = validateBundleText(`${HEAD}verify: {key: cosign.pub}\nimages: [a.io/x:1]\n`, file)
     assert.deepEqual(spec!.images[0].verify, {key: path.join(tmp, 'cosign.pub')})
