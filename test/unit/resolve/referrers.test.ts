@@ -81,6 +81,20 @@ describe('referrers at create', () => {
     assert.equal(r.referrers![0].manifests[0].kind, 'signature')
   })
 
+  it('an index: the signatures of the index and of each runnable manifest it keeps are looked for', async () => {
+    const c = new Content()
+    const amd = c.image(AMD64)
+    const arm = c.image({os: 'linux', architecture: 'arm64', variant: 'v8'})
+    const idx = c.index([amd, arm])
+    const sigArm = signature(c, arm.digest)
+    const src = sources(c, {'app:1': idx.digest, [`app:${tag(arm.digest, 'sig')}`]: sigArm.digest})
+    const s = spec([{ref: 'r.io/app:1'}])
+    s.images[0].platforms = 'all'
+    const [r] = await resolveImages(s, src)
+    assert.deepEqual(r.referrers!.map((x) => [x.referrerOf!.subject, x.top.digest]), [[arm.digest, sigArm.digest]])
+    for (const d of [idx.digest, amd.digest, arm.digest]) assert.ok(src.asked.includes(`head ${tag(d, 'sig')}`), d)
+  })
+
   it('no referrers: nothing carried, one lookup per kind and the referrers fallback', async () => {
     const c = new Content()
     const img = c.image(AMD64)
