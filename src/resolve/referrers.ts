@@ -94,7 +94,12 @@ async function referrersIndex(sources: Sources, image: ResolvedImage, subject: s
   let found: {bytes: Buffer; mediaType: string; digest: string} | undefined
   let via: 'tag' | 'referrers' = 'referrers'
   try {
-    found = await sources.getReferrers(spec.ref, subject)
+    // A registry that answers the referrers path with any error has no usable API: the fallback tag
+    // decides (and reports a registry that is really unreachable).
+    found = await sources.getReferrers(spec.ref, subject).catch((error: unknown) => {
+      if (error instanceof AirlockError) return undefined
+      throw error
+    })
     if (!found) {
       via = 'tag'
       const head = await sources.headManifest(spec.ref, tag)

@@ -117,6 +117,11 @@ describe('referrers at create', () => {
     const fallback = c.index([s])
     const viaTag = await resolveImages(spec([{ref: 'r.io/app:1', referrers: {signatures: false, sboms: true}}]), sources(c, {'app:1': img.digest, [`app:${tag(img.digest)}`]: fallback.digest}))
     assert.deepEqual([viaTag[0].referrers![0].top.digest, viaTag[0].referrers![0].referrerOf!.via], [fallback.digest, 'tag'])
+    // a registry answering the referrers path with an error has no usable API: the fallback tag decides
+    const failing = sources(c, {'app:1': img.digest, [`app:${tag(img.digest)}`]: fallback.digest})
+    failing.getReferrers = async () => { throw new AirlockError('registry.rejected', 'forbidden') }
+    const viaTagAfterError = await resolveImages(spec([{ref: 'r.io/app:1', referrers: {signatures: false, sboms: true}}]), failing)
+    assert.equal(viaTagAfterError[0].referrers![0].top.digest, fallback.digest)
   })
 
   it('referrers not chosen are left out of a new index; none chosen: no entry', async () => {
