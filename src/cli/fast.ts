@@ -41,6 +41,8 @@ export function parseFastVerify(argv: string[], env: NodeJS.ProcessEnv = process
   if (vars.AIRLOCK_CONTENT_TYPE !== undefined) return undefined
   const parsed = parseArgv(VERIFY_FLAGS, argv)
   if (!parsed?.plain || parsed.args.length !== 1 || parsed.flags.has('no-fast')) return undefined
+  // Upstream signatures are checked by a sink of the streaming pass: the full command runs it.
+  if (parsed.flags.has('cosign-key')) return undefined
   // A bad --threshold is reported by the CLI framework's parse, as for any other flag value.
   if (!/^[1-9]\d{0,2}$/.test(parsed.flags.get('threshold')?.[0] ?? '1')) return undefined
   const given = (name: keyof typeof VERIFY_FLAGS) => parsed.flags.has(name)

@@ -59,6 +59,12 @@ export function thresholdOf(value: string | undefined): number | undefined {
   return Number(value)
 }
 
+/** verify: upstream cosign keys; every image of the bundle must carry a signature by one of them. */
+export const COSIGN_KEY = {
+  value: true, multiple: true,
+  description: 'cosign public key (PEM) that must have signed every image of the bundle: its carried upstream signatures are checked again, from the archive alone (repeatable; any one key suffices)',
+} as const satisfies FlagSpec
+
 /** Every command's --debug (AirlockCommand.baseFlags); AIRLOCK_DEBUG is read by the error printer. */
 export const DEBUG = {
   value: false, hidden: true, builtin: true,
@@ -79,6 +85,7 @@ export const VERIFY_FLAGS = {
   key: TRUSTED_KEYS,
   'allow-unsigned': ALLOW_UNSIGNED,
   threshold: THRESHOLD,
+  'cosign-key': COSIGN_KEY,
   'hash-threads': HASH_THREADS,
   'no-fast': {value: false, hidden: true, description: 'run through the full CLI, never the fast path [env: AIRLOCK_NO_FAST, read by bin/run.js]'},
   json: {value: false, builtin: true, description: 'Format output as json.'},

@@ -38,11 +38,20 @@ export default class Inspect extends AirlockCommand {
         this.log(`      ${img.digest}  ${img.platforms.length > 0 ? `[${img.platforms.join(', ')}]` : img.kind}  ${formatBytes(img.size)}${img.sharedBlobs ? `, ${img.sharedBlobs} blobs shared` : ''}`)
         const carried = describeContent(img.content)
         if (carried) this.log(`      carries ${carried}`)
+        if (img.referrerOf) this.log(`      ${img.referrerOf.kind} of ${img.referrerOf.image} (${img.referrerOf.subject.slice(0, 19)}…), found by ${img.referrerOf.via === 'tag' ? 'tag' : 'the referrers API'}`)
+        if (img.upstream) this.log(`      upstream: ${upstreamLine(img.upstream)}`)
         if (img.omitted) this.log(`      platform subset of ${img.sourceDigest}: left out ${img.omitted.map((o) => `${o.kind} ${o.platform === 'unknown' ? '' : `${o.platform} `}${o.digest.slice(0, 19)}`).join(', ')}`)
       }
     }
     return r
   }
+}
+
+/** `2 signatures, 1 attestation; verified at create by cosign key sha256:…`. */
+export function upstreamLine(u: NonNullable<InspectResult['images'][number]['upstream']>): string {
+  const n = (list: string[], one: string) => `${list.length} ${one}${list.length === 1 ? '' : 's'}`
+  const verified = u.verifiedBy ? `verified at create by cosign key ${u.verifiedBy.keyFingerprint} (signature ${u.verifiedBy.signature.slice(0, 19)}…)` : 'not verified at create (no verify: policy)'
+  return `${n(u.signatures, 'signature')}, ${n(u.attestations, 'attestation')}, ${n(u.sboms, 'SBOM')}, ${n(u.referrers, 'referrers index')}; ${verified}`
 }
 
 /** `2 images, 2 attestations, 1 nested index`; empty for a plain image. */

@@ -17,6 +17,7 @@ Exit codes: 0 verified, 3 verification failed, 2 invalid input (e.g. no --key), 
     '<%= config.bin %> verify unsigned.tar --allow-unsigned',
     '<%= config.bin %> verify release.tar --key alice.pub.asc --key bob.pub.asc --threshold 2',
     'curl -fsS https://example.com/release.tar | <%= config.bin %> verify - --key release.pub.asc',
+    '<%= config.bin %> verify release.tar --key release.pub.asc --cosign-key upstream-cosign.pub',
   ]
 
   static override args = {
@@ -30,7 +31,7 @@ Exit codes: 0 verified, 3 verification failed, 2 invalid input (e.g. no --key), 
     const {args, flags} = await this.parse(Verify)
     const result = await verifyArchive({
       archive: args.archive, keys: trustedKeyPaths(flags.key, environment()), allowUnsigned: flags['allow-unsigned'], hashThreads: hashThreadsOf(flags['hash-threads']),
-      threshold: thresholdOf(flags.threshold),
+      threshold: thresholdOf(flags.threshold), cosignKeys: flags['cosign-key'],
     })
     for (const line of verifyLines(result)) this.log(line)
     return result

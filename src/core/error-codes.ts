@@ -231,6 +231,12 @@ export const ERROR_CODES = [
   'state.link',
   'state.unreadable',
   'state.unwritable',
+  // upstream (cosign signatures and OCI referrers of the images)
+  'upstream.bad_key',
+  'upstream.bad_referrer',
+  'upstream.keyless',
+  'upstream.unsigned',
+  'upstream.unverified',
   // verify
   'verify.hash_worker',
   // yaml

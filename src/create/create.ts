@@ -3,7 +3,7 @@ import {withFileLock} from '../core/lock.js'
 import {fsError} from '../core/fs-errors.js'
 import {formatBytes, Progress} from '../core/progress.js'
 import {resolveExpiry} from '../spec/load.js'
-import type {ResolvedImage} from '../resolve/resolve.js'
+import {keepReferrersConsistent, type ResolvedImage} from '../resolve/resolve.js'
 import type {ArchiveFile} from '../transports/archive/writer.js'
 import {buildChain} from './chain.js'
 import {commitArchive, createResult} from './commit.js'
@@ -148,7 +148,7 @@ async function dropFailedImages(run: CreateRun, resolution: Resolution, filled: 
   }
   const failed = [...resolution.failed, ...lost]
   const drop = new Set(lost.map((f) => `${f.ref} ${f.name}`))
-  const images = resolution.images.filter((img) => !drop.has(`${img.spec.refString} ${img.spec.name}`))
+  const images = keepReferrersConsistent(resolution.images.filter((img) => !drop.has(`${img.spec.refString} ${img.spec.name}`)))
   if (run.opts.keepGoing && failed.length > 0) {
     for (const f of failed) run.progress.note(`WARNING: ${f.ref}: NOT in the archive (${f.stage} failed): ${f.error}`)
     checkSomethingFetched(run, images, failed)

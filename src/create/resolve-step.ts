@@ -1,6 +1,7 @@
 import {AirlockError} from '../core/errors.js'
 import {BundleLock, buildLock, checkLocked, lockPathFor, readLock} from '../resolve/lock.js'
-import {ResolvedImage, resolveImages} from '../resolve/resolve.js'
+import {ResolvedImage, resolveImages, withReferrers} from '../resolve/resolve.js'
+import {checkUpstreamPolicies} from '../resolve/upstream-policy.js'
 import type {FailedImage} from './options.js'
 import type {CreateRun} from './setup.js'
 
@@ -33,6 +34,9 @@ export async function resolveStep(run: CreateRun): Promise<Resolution> {
   } else {
     images = await resolveImages(spec, sources, {dockerPlatform: opts.dockerPlatform})
   }
+  // The lock pins the images; their signatures and referrers come along as entries of their own.
+  const entries = withReferrers(images)
+  await checkUpstreamPolicies(sources, entries)
   const lockFile = lockPathFor(spec.file)
   const lock = buildLock(images)
   if (opts.locked) {
@@ -40,7 +44,7 @@ export async function resolveStep(run: CreateRun): Promise<Resolution> {
     const have = new Set(images.map((r) => `${r.spec.refString} ${r.spec.name}`))
     checkLocked(lockFile, failed.length > 0 ? {...was, images: was.images.filter((i) => have.has(`${i.ref} ${i.name}`))} : was, lock)
   }
-  return {images, failed, lock, lockFile}
+  return {images: entries, failed, lock, lockFile}
 }
 
 /** Stop when not one image could be fetched (--keep-going still needs one). */

@@ -78,7 +78,7 @@ export interface InstallResult {
   bytes: number
 }
 
-/** Which images --only selects: full name, ref, or a unique suffix such as `app-a:1`. */
+/** Which images --only selects: full name, ref, or a unique suffix such as `app-a:1` (with the entries referring to them). */
 export function selectImages(images: ImageRecord[], only?: string[]): ImageRecord[] {
   if (!only || only.length === 0) return images
   const out = new Set<ImageRecord>()
@@ -91,7 +91,9 @@ export function selectImages(images: ImageRecord[], only?: string[]): ImageRecor
     if (hits.length > 1) throw new InputError('install.ambiguous_image', `--only ${want} matches ${hits.length} images: ${hits.map((h) => h.name).join(', ')}`)
     out.add(hits[0])
   }
-  return images.filter((i) => out.has(i))
+  // An image's signatures, attestations and referrers come along with it.
+  const names = new Set([...out].map((i) => i.name))
+  return images.filter((i) => out.has(i) || (i.referrerOf !== undefined && names.has(i.referrerOf.image)))
 }
 
 async function destinationFor(target: Target, opts: InstallOptions, ctx: DestinationContext, retry: {inflate?: boolean} = {}): Promise<Destination> {

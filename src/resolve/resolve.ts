@@ -4,8 +4,9 @@ import {AirlockError, InputError} from '../core/errors.js'
 import {Descriptor, Platform} from '../core/model.js'
 import {formatPlatform, normalizePlatform, platformMatches} from '../spec/platform.js'
 import type {BundleSpec, ImageSpec} from '../spec/types.js'
-import type {OmittedRecord} from '../transports/archive/metadata.js'
+import type {OmittedRecord, ReferrerOf, UpstreamRecord} from '../transports/archive/metadata.js'
 import {fetchGraph, GraphManifest} from './graph.js'
+import {discoverReferrers} from './referrers.js'
 import {ResolvedIndex, Runnable, selectPlatforms} from './select.js'
 import type {Sources} from './sources.js'
 
@@ -42,6 +43,12 @@ export interface ResolvedImage {
   dockerManifest?: string
   /** A platform subset: what the source index held that the new one does not. */
   omitted?: OmittedRecord[]
+  /** Entries that refer to this image (cosign tags, OCI 1.1 referrers), found as bundle.yaml asks. */
+  referrers?: ResolvedImage[]
+  /** Set on such an entry: what it refers to. */
+  referrerOf?: ReferrerOf
+  /** Set on an image whose referrers were looked for. */
+  upstream?: UpstreamRecord
 }
 
 function parseConfig(bytes: Buffer, what: string): {os?: string; architecture?: string; variant?: string} {
@@ -63,7 +70,7 @@ async function runnablePlatform(sources: Sources, img: ImageSpec, m: GraphManife
   return config.os && config.architecture ? describePlatform({os: config.os, architecture: config.architecture, variant: config.variant}) : 'unknown'
 }
 
-function resolvedManifest(m: GraphManifest, platform: string): ResolvedManifest {
+export function resolvedManifest(m: GraphManifest, platform: string): ResolvedManifest {
   const subject = m.doc.subject?.digest
   return {
     digest: m.digest, mediaType: m.mediaType, size: m.size, bytes: m.bytes, platform, kind: m.kind,
@@ -89,12 +96,62 @@ async function resolveImage(sources: Sources, img: ImageSpec, dockerPlatform?: s
   const want = img.platforms
   const dockerWant = dockerPlatform ?? (want === 'all' ? 'linux/amd64' : want[0])
   const docker = kept.find((m) => platformMatches(dockerWant, m.platform)) ?? kept[0]
-  return {
+  const resolved: ResolvedImage = {
     spec: img, top: sel.top, sourceDigest: got.digest, manifests, indexes: sel.indexes,
     platforms: kept.map((m) => m.platform),
     ...(docker ? {dockerManifest: docker.digest} : {}),
     ...(sel.omitted ? {omitted: sel.omitted} : {}),
   }
+  return img.referrers ? {...resolved, ...(await discoverReferrers(sources, resolved, img.referrers))} : resolved
+}
+
+/**
+ * The entries of the archive: each image, then the entries that refer to it. A referrer whose name
+ * bundle.yaml already lists (`api:sha256-….sig` as an image of its own) with the same digest makes
+ * that entry the referrer; with another digest it is left out (the listed entry wins). Each image's
+ * `upstream` then lists exactly the referrer entries the archive holds.
+ */
+export function withReferrers(images: ResolvedImage[]): ResolvedImage[] {
+  const byName = new Map(images.map((img) => [img.spec.name, img]))
+  const out: ResolvedImage[] = []
+  for (const img of images) {
+    out.push(img)
+    if (!img.referrers || img.referrerOf) continue
+    const kept: ResolvedImage[] = []
+    for (const r of img.referrers) {
+      const listed = byName.get(r.spec.name)
+      if (!listed) {
+        byName.set(r.spec.name, r)
+        out.push(r)
+        kept.push(r)
+      } else if (listed !== img && listed.top.digest === r.top.digest && !listed.referrerOf && !listed.referrers?.length) {
+        listed.referrerOf = r.referrerOf
+        delete listed.upstream
+        kept.push(listed)
+      }
+    }
+    img.referrers = kept
+    const digests = (kind: string) => kept.filter((r) => r.referrerOf!.kind === kind).map((r) => r.top.digest)
+    img.upstream = {...img.upstream, signatures: digests('signature'), attestations: digests('attestation'), sboms: digests('sbom'), referrers: digests('referrers')}
+  }
+  return out
+}
+
+/**
+ * The entries left when some were dropped (--keep-going): a referrer goes with its image, and each
+ * image's `upstream` lists only the referrer entries still there.
+ */
+export function keepReferrersConsistent(entries: ResolvedImage[]): ResolvedImage[] {
+  const names = new Set(entries.filter((e) => !e.referrerOf).map((e) => e.spec.name))
+  const kept = entries.filter((e) => !e.referrerOf || names.has(e.referrerOf.image))
+  const present = new Set(kept.map((e) => e.top.digest))
+  for (const img of kept) {
+    const u = img.upstream
+    if (!u) continue
+    const only = (list: string[]) => list.filter((d) => present.has(d))
+    img.upstream = {...u, signatures: only(u.signatures), attestations: only(u.attestations), sboms: only(u.sboms), referrers: only(u.referrers)}
+  }
+  return kept
 }
 
 /** Resolve every image to digests before any layer moves. */

@@ -74,6 +74,16 @@ export class Sources {
     return this.firstOf(ref, (c) => c.getManifest(ref.repository, reference))
   }
 
+  /** What `reference` (a tag) points at, or undefined when the registry has no such tag. */
+  headManifest(ref: Reference, reference: string): Promise<{digest: string; mediaType: string; size: number} | undefined> {
+    return this.firstOf(ref, (c) => c.headManifest(ref.repository, reference))
+  }
+
+  /** The OCI 1.1 referrers index of `digest`, or undefined when the registry has no referrers API. */
+  getReferrers(ref: Reference, digest: string): Promise<{bytes: Buffer; mediaType: string; digest: string} | undefined> {
+    return this.firstOf(ref, (c) => c.getReferrers(ref.repository, digest))
+  }
+
   /** Small blobs (configs) fetched by this run, verified: `create` writes them from here. */
   readonly small = new Map<string, Buffer>()
 

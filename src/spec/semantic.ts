@@ -12,7 +12,8 @@ import {EXPIRES_DURATION_RE, RFC3339_RE, parseRfc3339} from './expiry.js'
 import {type Issue, type Seg, label, offsetOf, withLabel} from './paths.js'
 import {formatPlatform, parsePlatform} from './platform.js'
 import {formatReference, isValidRegistryHost, normalizeRegistry, parseReference, withoutDigest, type Reference} from './reference.js'
-import {DEFAULT_PLATFORMS, type BundleSpec, type ImageSpec, type RegistryOptions} from './types.js'
+import {DEFAULT_PLATFORMS, type BundleSpec, type ImageSpec, type ReferrerChoice, type RegistryOptions, type UpstreamPolicy} from './types.js'
+import {referrerChoice, upstreamPolicy, withPolicy} from './upstream.js'
 
 export interface SemanticResult {
   issues: Issue[]
@@ -32,7 +33,8 @@ export function semanticChecks(data: unknown, dir: string, doc: Document, lc: Li
   const md = isObj(data.metadata) ? data.metadata : undefined
   checkExpires(md, now, issues)
   const topPlatforms = data.platforms === undefined ? [...DEFAULT_PLATFORMS] : checkPlatforms(data.platforms, ['platforms'], issues)
-  const images = new ImageChecks(doc, lc, issues, data.platforms !== undefined).run(data.images, topPlatforms)
+  const upstream = {referrers: referrerChoice(data.referrers), verify: upstreamPolicy(data.verify, ['verify'], dir, issues), dir}
+  const images = new ImageChecks(doc, lc, issues, data.platforms !== undefined, upstream).run(data.images, topPlatforms)
   const registries = registryOptions(data.registries, dir, issues)
   const signing = signingSpec(data.signing, dir, issues)
 
@@ -95,6 +97,7 @@ class ImageChecks {
     private readonly lc: LineCounter,
     private readonly issues: Issue[],
     private readonly topPlatformsChosen: boolean,
+    private readonly upstream: {referrers: ReferrerChoice; verify?: UpstreamPolicy; dir: string},
   ) {}
 
   run(list: unknown, topPlatforms: Platforms): ImageSpec[] {
@@ -114,6 +117,7 @@ class ImageChecks {
     let platforms = topPlatforms
     let platformsChosen = this.topPlatformsChosen
     let subset = false
+    let {referrers, verify} = this.upstream
     if (typeof item === 'string') {
       refStr = item
     } else if (isObj(item)) {
@@ -125,6 +129,8 @@ class ImageChecks {
         platformsChosen = true
       }
       subset = item.subset === true
+      referrers = referrerChoice(item.referrers, referrers)
+      if (item.verify !== undefined) verify = upstreamPolicy(item.verify, [...itemSegs, 'verify'], this.upstream.dir, this.issues)
     } else {
       return
     }
@@ -141,7 +147,10 @@ class ImageChecks {
     const refString = formatReference(ref)
     if (!this.unique(refString, name, {index: i, itemSegs, refSegs, named: typeof nameStr === 'string'})) return
     const pos = this.lc.linePos(offsetOf(this.doc, itemSegs, false))
-    this.images.push({ref, refString, name, platforms: platforms ?? [...DEFAULT_PLATFORMS], platformsChosen, subset, line: pos.line, col: pos.col})
+    this.images.push({
+      ref, refString, name, platforms: platforms ?? [...DEFAULT_PLATFORMS], platformsChosen, subset,
+      referrers: withPolicy(referrers, verify), ...(verify ? {verify} : {}), line: pos.line, col: pos.col,
+    })
   }
 
   /** The name the image gets on the target: `name` when given (no digest), else the reference without digest. */

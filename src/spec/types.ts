@@ -38,9 +38,34 @@ export interface ImageSpec {
   platformsChosen: boolean
   /** `subset: true`: a platform subset of an index pinned by digest may be rewritten to a new index. */
   subset: boolean
+  /**
+   * What refers to the image that comes along (cosign tags, OCI 1.1 referrers). Absent: nothing is
+   * looked for (bundle.yaml always sets it; the default carries signatures only).
+   */
+  referrers?: ReferrerChoice
+  /** Upstream signatures the image must carry, checked at create (`verify:` in bundle.yaml). */
+  verify?: UpstreamPolicy
   /** Position of the image entry in bundle.yaml (1-based). */
   line: number
   col: number
+}
+
+/** `referrers:` in bundle.yaml: which kinds of referrers of an image are carried. */
+export interface ReferrerChoice {
+  signatures: boolean
+  attestations: boolean
+  sboms: boolean
+  /** OCI 1.1 referrers of any other artifact type. */
+  artifacts: boolean
+}
+
+export const DEFAULT_REFERRERS: Readonly<ReferrerChoice> = {signatures: true, attestations: false, sboms: false, artifacts: false}
+
+/** `verify:` in bundle.yaml: a cosign public key (PEM, absolute path) that must have signed the image. */
+export interface UpstreamPolicy {
+  key: string
+  /** Also an in-toto attestation (DSSE envelope) by the key about the image's digest. */
+  attestations?: boolean
 }
 
 export interface RegistryOptions {

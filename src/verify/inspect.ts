@@ -8,7 +8,7 @@ import {warnOnStderr} from './verify.js'
 import {readArchive} from '../transports/archive/reader.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 import type {ContentKind} from '../core/content.js'
-import {ContentCounts, contentCounts, ENTRY, entryKind, OmittedRecord} from '../transports/archive/metadata.js'
+import {ContentCounts, contentCounts, ENTRY, entryKind, OmittedRecord, ReferrerOf, UpstreamRecord} from '../transports/archive/metadata.js'
 
 export type {ContentCounts} from '../transports/archive/metadata.js'
 
@@ -27,6 +27,10 @@ export interface InspectResult {
     content: ContentCounts
     /** A platform subset: the source index's digest is `sourceDigest`; these were left out. */
     omitted?: OmittedRecord[]
+    /** An entry that refers to another entry's image (its cosign signature, attestation, SBOM, referrers). */
+    referrerOf?: ReferrerOf
+    /** What the image carries from upstream, and the key that verified it at create. */
+    upstream?: UpstreamRecord
   }[]
   blobs: {count: number; bytes: number; referencedBytes: number; saved: number; shared: number}
   /** The files of a split archive, in order (one entry for a single file; for `-`, the bytes read from standard input). */
@@ -77,6 +81,8 @@ export async function inspectArchive(opts: {archive: string; keys: string[]}): P
       sharedBlobs: img.blobs.filter((b) => (uses.get(b.digest) ?? 0) > 1).length,
       kind: entryKind(img), content: contentCounts(img),
       ...(img.omitted ? {omitted: img.omitted} : {}),
+      ...(img.referrerOf ? {referrerOf: img.referrerOf} : {}),
+      ...(img.upstream ? {upstream: img.upstream} : {}),
     })),
     parts: await Promise.all(parts.map(async (file) => ({file, bytes: file === STDIN ? bytes : (await stat(file)).size}))),
     ...(meta.split ? {partSize: meta.split.partSize} : {}),

@@ -1,11 +1,15 @@
 import {loadTrustedKeys} from '../sign/keys.js'
 import {resolveArchiveParts} from '../transports/archive/parts.js'
 import {readArchive, ArchiveSink, EarlyHashing, VerifyReport} from '../transports/archive/reader.js'
+import {loadCosignKeys, UpstreamSink, type UpstreamCheck} from './upstream.js'
 
 /** Hashing started by the command before the keys and the archive's metadata are read (the fast path). */
 export {startEarlyHashing} from '../transports/archive/speculate.js'
 
-export type VerifyResult = VerifyReport
+export type VerifyResult = VerifyReport & {
+  /** --cosign-key: the upstream signature that verified, per image. */
+  upstream?: UpstreamCheck[]
+}
 
 export interface VerifyOptions {
   archive: string
@@ -19,6 +23,8 @@ export interface VerifyOptions {
   early?: EarlyHashing
   /** At least this many distinct trusted keys must have signed (default 1). */
   threshold?: number
+  /** Cosign public keys (PEM): every image must carry an upstream signature by one of them. */
+  cosignKeys?: string[]
   /** Warnings about the keys given (a secret key given as a trusted key); default: stderr. */
   warn?: (message: string) => void
 }
@@ -37,8 +43,10 @@ export async function verifyArchive(opts: VerifyOptions): Promise<VerifyResult> 
     await trustedKeys
     throw error
   }
-  const {head: _head, ...report} = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink: opts.sink, early: opts.early, hashThreads: opts.hashThreads, threshold: opts.threshold})
-  return report
+  const cosign = opts.cosignKeys?.length ? new UpstreamSink(await loadCosignKeys(opts.cosignKeys)) : undefined
+  const sink = cosign ?? opts.sink
+  const {head: _head, ...report} = await readArchive(parts, {trustedKeys, allowUnsigned: opts.allowUnsigned, now: opts.now, sink, early: opts.early, hashThreads: opts.hashThreads, threshold: opts.threshold})
+  return cosign ? {...report, upstream: cosign.checks} : report
 }
 
 /** Warnings go to stderr, so that stdout (the result, or --json) stays clean. */
@@ -52,5 +60,6 @@ export function verifyLines(result: VerifyResult): string[] {
     `OK ${result.archive}: ${result.bundle.name} ${result.bundle.version}, ${result.images.length} images, ${result.blobs} blobs, ${result.entries} entries verified`,
     ...(result.signer ? (result.signers ?? [result.signer]).map((s) => `  signed by ${s.fingerprint}${s.userId ? ` (${s.userId})` : ''} on ${s.signed}`) : ['  UNSIGNED (accepted with --allow-unsigned)']),
     ...result.images.map((img) => `  ${img.name}  ${img.digest}  ${img.platforms.length > 0 ? `[${img.platforms.join(', ')}]` : 'no runnable image'}`),
+    ...(result.upstream ?? []).map((u) => `  upstream signature of ${u.name}: ${u.signature} by cosign key ${u.keyFingerprint}`),
   ]
 }

@@ -1,5 +1,6 @@
 import {blobPath, DIGEST_RE, ImageIndex, ImageManifest, isIndexMediaType} from '../../core/model.js'
 import {type ErrorCode, VerifyError} from '../../core/errors.js'
+import {checkUpstreamShape} from './upstream-checks.js'
 import {AirlockMetadata, BLOB_NAME_RE, buildDockerManifestJson, buildIndexJson, ENTRY, READABLE_FORMATS} from './metadata.js'
 
 /** Checks of the metadata entries, their agreement, and the content of manifests (no I/O here). */
@@ -81,6 +82,7 @@ export function checkMetadataShape(m: unknown): asserts m is AirlockMetadata {
       if (mf.subject !== undefined && (typeof mf.subject !== 'string' || !DIGEST_RE.test(mf.subject))) fail('archive.bad_metadata', e, `${where}: manifest ${mf.digest} has a bad subject`)
     }
   }
+  checkUpstreamShape(m.images as Record<string, unknown>[], m.formatVersion as number)
 }
 
 const KINDS: readonly string[] = ['image', 'attestation', 'signature', 'artifact']

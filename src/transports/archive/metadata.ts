@@ -85,6 +85,34 @@ export interface OmittedRecord {
   kind: ContentKind | 'index'
 }
 
+/** What a referrer entry is to its image: a cosign tag's content, or an OCI 1.1 referrers index. */
+export type ReferrerKind = 'signature' | 'attestation' | 'sbom' | 'referrers'
+export const REFERRER_KINDS: readonly ReferrerKind[] = ['signature', 'attestation', 'sbom', 'referrers']
+
+/**
+ * An entry that refers to another entry's image (format 3): `sha256-<hex>.sig` / `.att` / `.sbom`
+ * (cosign's tags) or `sha256-<hex>` (the OCI 1.1 referrers index, found by the API or its fallback tag).
+ */
+export interface ReferrerOf {
+  /** The digest referred to: the image's top digest or one of its runnable manifests. */
+  subject: string
+  /** The name of the entry whose image that is. */
+  image: string
+  kind: ReferrerKind
+  via: 'tag' | 'referrers'
+}
+
+/** What an image carries from upstream, and which policy checked it at create (format 3). */
+export interface UpstreamRecord {
+  /** Digests of the referrer entries of each kind. */
+  signatures: string[]
+  attestations: string[]
+  sboms: string[]
+  referrers: string[]
+  /** bundle.yaml's `verify:` key checked a signature over the image's digest at create. */
+  verifiedBy?: {keyFingerprint: string; signature: string; attestation?: string}
+}
+
 /** One entry of bundle.yaml, resolved: the graph under `digest` and every blob it uses. */
 export interface ImageRecord {
   ref: string
@@ -107,6 +135,10 @@ export interface ImageRecord {
   dockerManifest?: string
   /** A platform subset: what the source index held that this entry does not. */
   omitted?: OmittedRecord[]
+  /** Set on an entry that refers to another entry's image (its signature, attestation, SBOM, referrers). */
+  referrerOf?: ReferrerOf
+  /** Set on an image whose referrers were looked for. */
+  upstream?: UpstreamRecord
   blobs: BlobRef[]
 }
 

@@ -18,6 +18,7 @@ import {VerifiedBlobStream} from './blob-stream.js'
 import * as blobs from './blobs.js'
 import * as listing from './listing.js'
 import * as manifests from './manifests.js'
+import {getReferrers} from './referrers.js'
 import {checkDigest, checkRepo} from './names.js'
 import {NetworkError, classifyError, drain, headerOne} from './transport/http.js'
 import {RegistryTransport, type TransportOptions} from './transport/request.js'
@@ -55,6 +56,11 @@ export class RegistryClient {
 
   headManifest(repo: string, reference: string): Promise<manifests.ManifestHead | undefined> {
     return manifests.headManifest(this.transport, repo, reference)
+  }
+
+  /** OCI 1.1 referrers of `digest` (an index), or undefined when the registry has no referrers API. */
+  getReferrers(repo: string, digest: string): Promise<manifests.ManifestResult | undefined> {
+    return getReferrers(this.transport, repo, digest)
   }
 
   /**
