@@ -1,5 +1,6 @@
 import {constants} from 'node:fs'
-import {link, open, rename, rm, stat} from 'node:fs/promises'
+import {link, open, readdir, rename, rm, stat} from 'node:fs/promises'
+import path from 'node:path'
 
 import {AirlockError} from './errors.js'
 import {airlockRunning, processUniqueName} from './process.js'
@@ -71,7 +72,22 @@ async function createComplete(lockPath: string): Promise<boolean> {
   }
 }
 
+/**
+ * The names of our own that a killed process may have left beside the lock (`LOCK.PID.HEX`,
+ * `LOCK.stale.PID.HEX`: see createComplete and takeOver); removed when their pid is gone.
+ */
+async function removeDeadTemps(lockPath: string): Promise<void> {
+  const base = path.basename(lockPath)
+  const names = await readdir(path.dirname(lockPath)).catch(() => [] as string[])
+  await Promise.all(names.map(async (n) => {
+    if (!n.startsWith(`${base}.`)) return
+    const m = /^(?:stale\.)?(\d+)\.[0-9a-f]{8}$/.exec(n.slice(base.length + 1))
+    if (m && !airlockRunning(Number(m[1]))) await rm(path.join(path.dirname(lockPath), n), {force: true})
+  }))
+}
+
 async function acquire(lockPath: string, what: string): Promise<void> {
+  await removeDeadTemps(lockPath)
   for (let attempt = 0; attempt < 4; attempt++) {
     if (await createComplete(lockPath)) return
     const seen = await readHolder(lockPath)

@@ -116,8 +116,8 @@ describe('CLI habits', {timeout: 300_000}, () => {
 
   it('created: "not recorded" for an archive made without SOURCE_DATE_EPOCH, else the time', () => {
     const r = airlock(['inspect', 'a.tar'])
-    assert.match(r.stdout, /\n {2}created not recorded \(made without SOURCE_DATE_EPOCH\), format v2/)
+    assert.match(r.stdout, /\n {2}created not recorded \(made without SOURCE_DATE_EPOCH\), format v\d/)
     assert.equal((JSON.parse(airlock(['inspect', 'a.tar', '--json']).stdout) as {bundle: {created: string}}).bundle.created, '1970-01-01T00:00:00.000Z')
-    assert.match(airlock(['inspect', 'dated.tar']).stdout, /\n {2}created 2023-11-14T22:13:20\.000Z, format v2/)
+    assert.match(airlock(['inspect', 'dated.tar']).stdout, /\n {2}created 2023-11-14T22:13:20\.000Z, format v\d/)
   })
 })

@@ -38,4 +38,16 @@ describe('withFileLock', () => {
     await writeFile(lock, JSON.stringify({pid: 2 ** 22 + 12345, command: 'sign'}))
     assert.equal(await withFileLock(lock, 'x', async () => 'ok'), 'ok')
   })
+
+  it('names of its own that a killed process left beside the lock are removed; a live one\'s are kept', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-lock-'))
+    const lock = path.join(dir, 'x.lock')
+    const dead = 2 ** 22 + 12345
+    const left = [`x.lock.${dead}.0123abcd`, `x.lock.stale.${dead}.89abcdef`]
+    const live = `x.lock.${process.pid}.deadbeef`
+    for (const n of [...left, live, 'x.lock.other']) await writeFile(path.join(dir, n), '')
+    await withFileLock(lock, 'x', async () => undefined)
+    for (const n of left) assert.ok(!existsSync(path.join(dir, n)), `${n} was left`)
+    assert.ok(existsSync(path.join(dir, live)) && existsSync(path.join(dir, 'x.lock.other')))
+  })
 })
