@@ -36,6 +36,8 @@ export default class Inspect extends AirlockCommand {
         this.log(`      ${img.digest}  ${img.platforms.length > 0 ? `[${img.platforms.join(', ')}]` : img.kind}  ${formatBytes(img.size)}${img.sharedBlobs ? `, ${img.sharedBlobs} blobs shared` : ''}`)
         const carried = describeContent(img.content)
         if (carried) this.log(`      carries ${carried}`)
+        if (img.chart) this.log(`      chart ${img.chart.name} ${img.chart.version}`)
+        for (const f of img.files ?? []) this.log(`      file ${f.path}  ${f.mode}  ${formatBytes(f.size)}`)
         if (img.omitted) this.log(`      platform subset of ${img.sourceDigest}: left out ${img.omitted.map((o) => `${o.kind} ${o.platform === 'unknown' ? '' : `${o.platform} `}${o.digest.slice(0, 19)}`).join(', ')}`)
       }
     }

@@ -118,6 +118,7 @@ function imageRecord(img: ResolvedImage): ImageRecord {
     ...(img.indexes.length > 0 ? {indexes: img.indexes.map((ix) => ({digest: ix.digest, mediaType: ix.mediaType, size: ix.size, manifests: ix.manifests}))} : {}),
     ...(img.dockerManifest ? {dockerManifest: img.dockerManifest} : {}),
     ...(img.omitted ? {omitted: img.omitted} : {}),
+    ...(img.content ? {content: img.content} : {}),
     blobs,
   }
 }

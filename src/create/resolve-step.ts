@@ -1,5 +1,7 @@
 import {AirlockError} from '../core/errors.js'
-import {BundleLock, buildLock, checkLocked, lockPathFor, readLock} from '../resolve/lock.js'
+import type {ArtifactBlobs} from '../resolve/artifacts.js'
+import {BundleLock, buildLock, checkLocked, lockPathFor, readLock, withPins} from '../resolve/lock.js'
+import {resolveArtifacts} from './artifact-step.js'
 import {ResolvedImage, resolveImages} from '../resolve/resolve.js'
 import type {FailedImage} from './options.js'
 import type {CreateRun} from './setup.js'
@@ -11,6 +13,8 @@ export interface Resolution {
   failed: FailedImage[]
   lock: BundleLock
   lockFile: string
+  /** Where the bytes of files and repository charts are (memory, local paths, downloads). */
+  artifacts?: ArtifactBlobs
 }
 
 /** Resolve bundle.yaml's images; with --locked, check them against the lock file. */
@@ -34,13 +38,15 @@ export async function resolveStep(run: CreateRun): Promise<Resolution> {
     images = await resolveImages(spec, sources, {dockerPlatform: opts.dockerPlatform})
   }
   const lockFile = lockPathFor(spec.file)
-  const lock = buildLock(images)
+  const art = await resolveArtifacts(run, images, lockFile)
+  const lock = withPins(buildLock(images), art.blobs.pinned)
+  images = [...images, ...art.entries]
   if (opts.locked) {
     const was = await readLock(lockFile)
     const have = new Set(images.map((r) => `${r.spec.refString} ${r.spec.name}`))
     checkLocked(lockFile, failed.length > 0 ? {...was, images: was.images.filter((i) => have.has(`${i.ref} ${i.name}`))} : was, lock)
   }
-  return {images, failed, lock, lockFile}
+  return {images, failed, lock, lockFile, artifacts: art.blobs}
 }
 
 /** Stop when not one image could be fetched (--keep-going still needs one). */

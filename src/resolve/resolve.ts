@@ -4,7 +4,7 @@ import {AirlockError, InputError} from '../core/errors.js'
 import {Descriptor, Platform} from '../core/model.js'
 import {formatPlatform, normalizePlatform, platformMatches} from '../spec/platform.js'
 import type {BundleSpec, ImageSpec} from '../spec/types.js'
-import type {OmittedRecord} from '../transports/archive/metadata.js'
+import type {ArtifactContent, OmittedRecord} from '../transports/archive/metadata.js'
 import {fetchGraph, GraphManifest} from './graph.js'
 import {ResolvedIndex, Runnable, selectPlatforms} from './select.js'
 import type {Sources} from './sources.js'
@@ -42,6 +42,8 @@ export interface ResolvedImage {
   dockerManifest?: string
   /** A platform subset: what the source index held that the new one does not. */
   omitted?: OmittedRecord[]
+  /** A `files:` or `charts:` entry. */
+  content?: ArtifactContent
 }
 
 function parseConfig(bytes: Buffer, what: string): {os?: string; architecture?: string; variant?: string} {
