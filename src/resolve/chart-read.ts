@@ -4,7 +4,7 @@
  * capped in size. Entry names are compared, never used as paths; links, devices and everything
  * else are skipped unread. A hostile archive (gzip bomb, huge entry) fails with a clear error.
  */
-import {Readable} from 'node:stream'
+import {Readable, Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGunzip} from 'node:zlib'
 
@@ -33,6 +33,7 @@ export async function readChartFiles(untrustedTgz: Buffer, what: string): Promis
   extract.on('entry', (header, stream, next) => {
     const keep = header.type === 'file' && WANTED.test(header.name) && (header.size ?? 0) <= MAX_CHART_FILE
     const chunks: Buffer[] = []
+    stream.on('error', () => {}) // the pipeline below reports why the archive stopped
     stream.on('data', (c: unknown) => {
       if (keep) chunks.push(c as Buffer)
     })
@@ -45,13 +46,15 @@ export async function readChartFiles(untrustedTgz: Buffer, what: string): Promis
     })
     stream.resume()
   })
-  const gunzip = createGunzip()
-  gunzip.on('data', (c: Buffer) => {
-    inflated += c.length
-    if (inflated > MAX_CHART_INFLATED) gunzip.destroy(bad(`inflates to more than ${MAX_CHART_INFLATED} bytes`))
+  const cap = new Transform({
+    transform(c: Buffer, _enc, done) {
+      inflated += c.length
+      if (inflated > MAX_CHART_INFLATED) done(bad(`inflates to more than ${MAX_CHART_INFLATED} bytes`))
+      else done(null, c)
+    },
   })
   try {
-    await pipeline(Readable.from([untrustedTgz]), gunzip, extract)
+    await pipeline(Readable.from([untrustedTgz]), createGunzip(), cap, extract)
   } catch (error) {
     if (error instanceof AirlockError) throw error
     throw bad(`not a readable chart archive (${(error as Error).message})`)

@@ -109,6 +109,7 @@ export function checkCharts(v: unknown, ctx: Ctx): {images: ImageSpec[]; repos: 
     if (prev !== undefined) return bad('version', `this chart is already listed as ${label(['charts', prev])}`)
     seen.set(key, i)
     if (typeof item.chart === 'string') {
+      if (!item.chart.startsWith('oci://')) return // the schema says so
       if (item.repo !== undefined || item.name !== undefined) return bad('chart', 'give either `chart: oci://…` or `repo` and `name`, not both')
       const tag = versionTag(item.version)
       let ref

@@ -8,7 +8,7 @@
  * refused under --locked (exit 2); a tampered file blob is refused and nothing appears under dir:.
  */
 import assert from 'node:assert/strict'
-import {execFile} from 'node:child_process'
+import {execFile, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import https from 'node:https'
@@ -226,6 +226,34 @@ describe('files and charts: create → verify → install', {timeout: 600_000}, 
     assert.equal(tool.artifactType, 'application/vnd.airlock.file.v1')
     assert.equal(tool.layers[0].annotations?.['org.opencontainers.image.title'], 'bin/tool.sh')
     assert.ok((await blob('files/bin/tool.sh', tool.layers[0].digest)).equals(TOOL))
+  })
+
+  it('serve: files over plain HTTP GET at /files/<dest> (Range too), charts over the registry API', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', created(), '--key', path.join(dir, 'release.pub.asc'), '--listen', '127.0.0.1:0', '--json'], {stdio: ['ignore', 'pipe', 'pipe']})
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = ''
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString()
+          const ready = out.split('\n').find((l) => l.includes('"ready"'))
+          if (ready) resolve((JSON.parse(ready) as {url: string}).url)
+        })
+        child.on('exit', (code) => reject(new Error(`serve exited ${code}`)))
+      })
+      const whole = await fetch(`${url}/files/bin/tool.sh`)
+      assert.equal(whole.status, 200)
+      assert.ok(Buffer.from(await whole.arrayBuffer()).equals(TOOL))
+      const part = await fetch(`${url}/files/share/tree/sub/b.bin`, {headers: {Range: 'bytes=1-2'}})
+      assert.equal(part.status, 206)
+      assert.deepEqual([...Buffer.from(await part.arrayBuffer())], [1, 2])
+      assert.equal((await fetch(`${url}/files/nope.txt`)).status, 404)
+      assert.equal((await fetch(`${url}/files/../etc/passwd`)).status, 404)
+      const m = await fetch(`${url}/v2/mychart/manifests/1.3.0`, {headers: {Accept: 'application/vnd.oci.image.manifest.v1+json'}})
+      assert.equal(m.status, 200)
+      assert.equal((JSON.parse(await m.text()) as {config: {mediaType: string}}).config.mediaType, 'application/vnd.cncf.helm.config.v1+json')
+    } finally {
+      child.kill('SIGTERM')
+    }
   })
 
   it('a tampered file blob is refused like any blob, and nothing is written under dir:', async () => {
