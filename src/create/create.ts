@@ -37,10 +37,10 @@ interface PartialArchive {
 export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   const run = await startRun(opts)
   const resolution = await resolveStep(run)
-  const ctx = await layoutContext(run)
-  checkSomethingFetched(run, resolution.images, resolution.failed)
   // One create per output at a time: the check of the journal's pid alone leaves a window.
   try {
+    const ctx = await layoutContext(run)
+    checkSomethingFetched(run, resolution.images, resolution.failed)
     return await withFileLock(`${run.output}.partial.lock`, `the archive ${run.output}`, () => fillAndCommit(run, resolution, ctx))
   } catch (error) {
     if (error instanceof AirlockError && error.code === 'fs.locked') throw new InputError('create.busy', error.message)

@@ -39,6 +39,8 @@ let port: number
 let archive: string
 let create: CliResult
 const served = new Map<string, Buffer>()
+const requests: string[] = []
+const cut = new Set<string>()
 const TOOL = Buffer.from('#!/bin/sh\necho installed by airlock\n')
 const CONFIG = Buffer.from('key = value\n')
 const TREE_A = Buffer.from('a\n')
@@ -114,8 +116,21 @@ before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'airlock-files-'))
   const {key, cert} = await makeCerts()
   server = https.createServer({key, cert}, (req, res) => {
-    const body = served.get(new URL(req.url ?? '/', 'https://x').pathname)
+    const p = new URL(req.url ?? '/', 'https://x').pathname
+    const body = served.get(p)
     if (!body) return void res.writeHead(404).end()
+    requests.push(`${p} ${req.headers.range ?? ''}`)
+    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '')
+    if (range) {
+      const from = Number(range[1])
+      return void res.writeHead(206, {'Content-Length': body.length - from, 'Content-Range': `bytes ${from}-${body.length - 1}/${body.length}`}).end(body.subarray(from))
+    }
+    if (p.startsWith('/flaky/') && !cut.has(p)) {
+      // The first GET breaks after half of the body: the client must resume with Range.
+      cut.add(p)
+      res.writeHead(200, {'Content-Length': body.length})
+      return void res.write(body.subarray(0, body.length >> 1), () => res.destroy())
+    }
     res.writeHead(200, {'Content-Length': body.length}).end(body)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -267,6 +282,25 @@ describe('files and charts: create → verify → install', {timeout: 600_000}, 
     assert.equal(r.code, 3, r.stdout + r.stderr)
     await assert.rejects(stat(out), 'nothing under dir:')
     assert.deepEqual((await readdir(dir)).filter((n) => n.includes('.airlock-')), [], 'no temp dir left beside the target')
+  })
+
+  it('a download cut halfway is resumed with Range and checked against its sha256', async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024, 7)
+    served.set('/flaky/big.bin', big)
+    const sub = path.join(dir, 'resume')
+    await mkdir(sub)
+    await writeFile(path.join(sub, 'ca.pem'), await readFile(path.join(dir, 'ca.pem')))
+    await writeFile(path.join(sub, 'bundle.yaml'), `apiVersion: airlock/v1\nkind: Bundle\nmetadata: {name: resume, version: "1"}\nimages: [${tb.images['app-a'].ref}]\n` +
+      `files:\n  - {source: "https://127.0.0.1:${port}/flaky/big.bin", dest: big.bin, sha256: ${sha(big)}}\nregistries:\n  127.0.0.1:${port}: {ca: ca.pem}\n`)
+    const r = await airlock(['create', path.join(sub, 'bundle.yaml'), '--unsigned', '-o', path.join(sub, 'r.tar')])
+    assert.equal(r.code, 0, r.stdout + r.stderr)
+    const gets = requests.filter((q) => q.startsWith('/flaky/big.bin'))
+    assert.equal(gets.length, 2, gets.join('\n'))
+    assert.match(gets[1], /bytes=\d+-$/)
+    const out = path.join(sub, 'site')
+    const i = await airlock(['install', path.join(sub, 'r.tar'), '--allow-unsigned', '--to', `dir:${out}`])
+    assert.equal(i.code, 0, i.stdout + i.stderr)
+    assert.ok((await readFile(path.join(out, 'big.bin'))).equals(big))
   })
 
   it('a URL whose content changed since it was pinned: create --locked exits 2 with a clear message', async () => {
