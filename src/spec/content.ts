@@ -4,7 +4,7 @@
  * version range that parse, duplicates) and the normalised items. Each problem names its path, so
  * it is reported as FILE:LINE:COL.
  */
-import {existsSync} from 'node:fs'
+import {existsSync, statSync} from 'node:fs'
 import path from 'node:path'
 
 import type {Document, LineCounter} from 'yaml'
@@ -79,6 +79,7 @@ export function checkFiles(v: unknown, ctx: Ctx): FileSpec[] {
     } else {
       source = path.resolve(ctx.dir, item.source)
       if (!existsSync(source)) ctx.issues.push({path: [...segs, 'source'], code: 'file.not_found', message: withLabel([...segs, 'source'], `${item.source} not found (looked for ${source})`)})
+      else if (typeof item.sha256 === 'string' && statSync(source).isDirectory()) ctx.issues.push({path: [...segs, 'sha256'], code: 'file.unreadable', message: withLabel([...segs, 'sha256'], `${item.source} is a directory: sha256 applies to one file`)})
     }
     const prev = seen.get(d.dest)
     if (prev !== undefined) {

@@ -48,6 +48,7 @@ charts:
   - {source: tool.sh, dest: a}
   - {source: tool.sh, dest: b, mode: "999"}
   - {source: "https://user:pw@example.com/x", dest: c}
+  - {source: tree, dest: d, sha256: ${'a'.repeat(64)}}
 charts:
   - {repo: "https://charts.example.com", name: app, version: "not a range!"}
   - {chart: oci://registry.example.com/app, repo: "https://x.example.com", name: app, version: "1"}
@@ -59,9 +60,10 @@ charts:
       [9, 29, 'file.duplicate_dest'],
       [10, 38, 'schema.pattern'],
       [11, 14, 'registry.literal_secret'],
-      [13, 62, 'chart.invalid'],
-      [14, 13, 'chart.invalid'],
-      [15, 13, 'schema.pattern'],
+      [12, 37, 'file.unreadable'],
+      [14, 62, 'chart.invalid'],
+      [15, 13, 'chart.invalid'],
+      [16, 13, 'schema.pattern'],
     ])
   })
 })
