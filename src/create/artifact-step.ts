@@ -2,6 +2,7 @@ import {readFile} from 'node:fs/promises'
 
 import YAML from 'yaml'
 
+import {AirlockError} from '../core/errors.js'
 import {MediaType} from '../core/model.js'
 import type {Progress} from '../core/progress.js'
 import {ArtifactBlobs, ArtifactResolver} from '../resolve/artifacts.js'
@@ -63,9 +64,17 @@ async function readOciChart(run: CreateRun, img: ResolvedImage): Promise<{chart:
     run.progress.note(`WARNING: ${img.spec.refString} is listed under charts: but is not a Helm chart (no ${MediaType.HELM_CONFIG} config)`)
     return {chart: img.spec.refString}
   }
-  const tgz = await run.sources.getSmallBlob(img.spec.ref, layer.digest, layer.size)
-  const files = await readChartFiles(tgz, img.spec.refString)
-  const meta = parseChartYaml(files.chartYaml, img.spec.refString)
+  let files, meta
+  try {
+    const tgz = await run.sources.getSmallBlob(img.spec.ref, layer.digest, layer.size)
+    files = await readChartFiles(tgz, img.spec.refString)
+    meta = parseChartYaml(files.chartYaml, img.spec.refString)
+  } catch (error) {
+    // Still carried byte-exact; only its name (for dir: and --only) and the values.yaml check are lost.
+    if (!(error instanceof AirlockError)) throw error
+    run.progress.note(`WARNING: ${img.spec.refString}: cannot read the chart (${error.message}); it is carried as it is, but not placed by dir: targets`)
+    return {chart: img.spec.refString}
+  }
   img.content = {type: 'chart', name: meta.name, version: meta.version, chart: {digest: layer.digest, size: layer.size}}
   return {chart: `${meta.name} ${meta.version}`, ...(files.valuesYaml ? {values: files.valuesYaml} : {})}
 }
