@@ -40,6 +40,8 @@ export default class Inspect extends AirlockCommand {
         if (carried) this.log(`      carries ${carried}`)
         if (img.referrerOf) this.log(`      ${img.referrerOf.kind} of ${img.referrerOf.image} (${img.referrerOf.subject.slice(0, 19)}…), found by ${img.referrerOf.via === 'tag' ? 'tag' : 'the referrers API'}`)
         if (img.upstream) this.log(`      upstream: ${upstreamLine(img.upstream)}`)
+        if (img.chart) this.log(`      chart ${img.chart.name} ${img.chart.version}`)
+        for (const f of img.files ?? []) this.log(`      file ${f.path}  ${f.mode}  ${formatBytes(f.size)}`)
         if (img.omitted) this.log(`      platform subset of ${img.sourceDigest}: left out ${img.omitted.map((o) => `${o.kind} ${o.platform === 'unknown' ? '' : `${o.platform} `}${o.digest.slice(0, 19)}`).join(', ')}`)
       }
     }

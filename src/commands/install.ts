@@ -10,7 +10,7 @@ import {trustedKeyPaths} from '../sign/keys.js'
 
 export default class Install extends AirlockCommand {
   static override summary = 'Verify an archive and load its images into a target, in one pass'
-  static override description = `Targets: docker (Docker Engine API over DOCKER_HOST), podman, containerd (ctr, CONTAINERD_ADDRESS), registry://HOST[:PORT][/PREFIX] (push), oci:DIR (OCI image layout, merged).
+  static override description = `Targets: docker (Docker Engine API over DOCKER_HOST), podman, containerd (ctr, CONTAINERD_ADDRESS), registry://HOST[:PORT][/PREFIX] (push), oci:DIR (OCI image layout, merged), dir:PATH (the bundle's files with their modes, and its charts as a Helm chart repository: NAME-VERSION.tgz + index.yaml; images are left out).
 
 Verification is part of the install: the signature is checked against the trusted keys first, every byte is checked as it streams to the target, and nothing becomes visible there (no image, no tag) unless everything verified. After loading, each image's digest / image ID is confirmed on the target.`
 
@@ -29,7 +29,7 @@ Verification is part of the install: the signature is checked against the truste
 
   static override flags = {
     key: trustedKeysFlag,
-    to: Flags.string({char: 't', description: 'target: docker | podman | containerd | registry://HOST[:PORT][/PREFIX] | oci:DIR', required: true}),
+    to: Flags.string({char: 't', description: 'target: docker | podman | containerd | registry://HOST[:PORT][/PREFIX] | oci:DIR | dir:PATH', required: true}),
     only: Flags.string({description: 'install only these images (name, or a unique suffix like app:1); repeatable', multiple: true}),
     'dry-run': Flags.boolean({description: 'verify and show what would be installed, change nothing', default: false}),
     'allow-unsigned': allowUnsignedFlag,

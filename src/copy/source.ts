@@ -22,7 +22,7 @@ export interface BlobSource {
   provide(blob: PlannedBlob, target: BlobTarget): Promise<void>
 }
 
-export type BlobOrigin = 'resumed' | 'memory' | 'cache' | 'registry'
+export type BlobOrigin = 'resumed' | 'memory' | 'cache' | 'registry' | 'file'
 
 /** The planned place of one blob in the archive being filled. */
 export interface BlobTarget {

@@ -244,6 +244,17 @@ export const ERROR_CODES = [
   'yaml.duplicate_key',
   'yaml.syntax',
   'yaml.warning',
+  // files and charts (bundle.yaml `files:` and `charts:`)
+  'chart.bad_archive',
+  'chart.bad_index',
+  'chart.invalid',
+  'chart.no_match',
+  'download.digest_mismatch',
+  'download.failed',
+  'file.bad_dest',
+  'file.duplicate_dest',
+  'file.unreadable',
+  'install.dir_conflict',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

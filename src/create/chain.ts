@@ -1,9 +1,11 @@
 import {CacheSource} from '../copy/cache-source.js'
 import {BlobSource, SourceChain} from '../copy/source.js'
+import type {ArtifactBlobs} from '../resolve/artifacts.js'
 import type {ResolvedImage} from '../resolve/resolve.js'
 import type {ResumedSource} from './partial.js'
 import type {ArchiveLayout} from './plan.js'
 import type {CreateRun} from './setup.js'
+import {FileSource} from './file-source.js'
 import {MemorySource, RegistrySource} from './sources.js'
 
 /**
@@ -11,12 +13,13 @@ import {MemorySource, RegistrySource} from './sources.js'
  * OUT.partial, what resolving left in memory, the blob cache, the registry. Fresh bytes (memory,
  * registry) are kept in the cache too.
  */
-export function buildChain(run: CreateRun, layout: ArchiveLayout, images: ResolvedImage[], resumed: ResumedSource | undefined): SourceChain {
+export function buildChain(run: CreateRun, layout: ArchiveLayout, images: ResolvedImage[], resumed: ResumedSource | undefined, artifacts?: ArtifactBlobs): SourceChain {
   const {cache, progress, sources} = run
   const foreign = new Map(images.flatMap((img) => img.manifests.flatMap((m) => m.layers.filter((l) => l.urls?.length || /foreign|nondistributable/.test(l.mediaType)).map((l) => [l.digest, l.urls ?? []] as const))))
   const chain: BlobSource[] = [
     ...(resumed ? [resumed] : []),
-    MemorySource.fromResolved(sources.small, images),
+    MemorySource.fromResolved(artifacts ? new Map([...sources.small, ...artifacts.memory]) : sources.small, images),
+    ...(artifacts ? [new FileSource(artifacts.files, (n) => progress.advance(n))] : []),
     ...(cache ? [new CacheSource(cache)] : []),
     new RegistrySource(sources, (digest) => layout.unique.get(digest)!.image.spec.ref, (n) => progress.advance(n), (digest) => foreign.get(digest)),
   ]

@@ -3,6 +3,7 @@ import {withFileLock} from '../core/lock.js'
 import {fsError} from '../core/fs-errors.js'
 import {formatBytes, Progress} from '../core/progress.js'
 import {resolveExpiry} from '../spec/load.js'
+import type {ArtifactBlobs} from '../resolve/artifacts.js'
 import {keepReferrersConsistent, type ResolvedImage} from '../resolve/resolve.js'
 import type {ArchiveFile} from '../transports/archive/writer.js'
 import {buildChain} from './chain.js'
@@ -36,14 +37,16 @@ interface PartialArchive {
 export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   const run = await startRun(opts)
   const resolution = await resolveStep(run)
-  const ctx = await layoutContext(run)
-  checkSomethingFetched(run, resolution.images, resolution.failed)
   // One create per output at a time: the check of the journal's pid alone leaves a window.
   try {
+    const ctx = await layoutContext(run)
+    checkSomethingFetched(run, resolution.images, resolution.failed)
     return await withFileLock(`${run.output}.partial.lock`, `the archive ${run.output}`, () => fillAndCommit(run, resolution, ctx))
   } catch (error) {
     if (error instanceof AirlockError && error.code === 'fs.locked') throw new InputError('create.busy', error.message)
     throw fsError(error, `archive ${run.output}`)
+  } finally {
+    await resolution.artifacts?.cleanup()
   }
 }
 
@@ -56,13 +59,13 @@ async function fillAndCommit(run: CreateRun, resolution: Resolution, ctx: Layout
   // to resume, as a kill does; wrong bytes from a source or a full disk do not.
   let resumable = false
   try {
-    const first = await fill(run, partial, layout, resolution.images, true)
+    const first = await fill(run, partial, layout, resolution.images, true, resolution.artifacts)
     resumable = first.failed.size > 0 && first.networkOnly
     const kept = await dropFailedImages(run, resolution, first)
     if (kept.images.length < resolution.images.length) {
       // The archive without the dropped images has another layout: move the blobs it keeps over.
       layout = await planLayout(kept.images, ctx)
-      await refill(run, partial, layout, kept.images, first)
+      await refill(run, partial, layout, kept.images, first, resolution.artifacts)
     }
     for (const img of kept.images) run.progress.note(`  ${img.spec.name}  ${img.top.digest}  [${img.platforms.join(', ')}]`)
     const files = await commitArchive(run, partial.file, partial.journal!, resolution, kept.failed)
@@ -119,9 +122,9 @@ async function openForLayout(run: CreateRun, layout: ArchiveLayout): Promise<Par
 }
 
 /** Fill every blob of `layout` from the chained sources; `announce` says what is left to pull. */
-async function fill(run: CreateRun, partial: PartialArchive, layout: ArchiveLayout, images: ResolvedImage[], announce: boolean): Promise<FillResult> {
+async function fill(run: CreateRun, partial: PartialArchive, layout: ArchiveLayout, images: ResolvedImage[], announce: boolean, artifacts?: ArtifactBlobs): Promise<FillResult> {
   const {plan, unique, uniqueBytes} = layout
-  const chain = buildChain(run, layout, images, partial.resumed)
+  const chain = buildChain(run, layout, images, partial.resumed, artifacts)
   const result = await fillArchive({
     file: partial.file, blobs: plan.blobs, chain, journal: partial.journal!, journaled: partial.journaled,
     jobs: run.opts.jobs ?? 8, progress: announce ? run.progress : notesOnly(run.progress),
@@ -157,7 +160,7 @@ async function dropFailedImages(run: CreateRun, resolution: Resolution, filled: 
 }
 
 /** Lay the archive out again as `layout`, with the blobs already filled moved over (re-hashed on the way). */
-async function refill(run: CreateRun, partial: PartialArchive, layout: ArchiveLayout, images: ResolvedImage[], before: FillResult): Promise<void> {
+async function refill(run: CreateRun, partial: PartialArchive, layout: ArchiveLayout, images: ResolvedImage[], before: FillResult, artifacts?: ArtifactBlobs): Promise<void> {
   const moved = await movePartial(run.output, partial.file, before.filled, layout.plan)
   partial.file = moved.file
   partial.resumed = moved.resumed
@@ -165,7 +168,7 @@ async function refill(run: CreateRun, partial: PartialArchive, layout: ArchiveLa
   delete partial.journal
   partial.journal = await Journal.start(run.output, layout.plan.total, layout.plan.partSize)
   partial.journaled = new Map()
-  const again = await fill(run, partial, layout, images, false)
+  const again = await fill(run, partial, layout, images, false, artifacts)
   if (again.failed.size > 0) {
     throw new AirlockError('create.pull_failed', `could not fill ${again.failed.size} blobs of the new layout`, {details: [...again.failed].map(([d, e]) => `${d}: ${e}`)})
   }

@@ -48,7 +48,7 @@ export interface FillResult {
  */
 export async function fillArchive(run: FillRun): Promise<FillResult> {
   const limit = pLimit(Math.max(1, run.jobs))
-  const result: FillResult = {filled: new Map(), tally: {resumed: 0, memory: 0, cache: 0, registry: 0}, failed: new Map(), networkOnly: true}
+  const result: FillResult = {filled: new Map(), tally: {resumed: 0, memory: 0, cache: 0, registry: 0, file: 0}, failed: new Map(), networkOnly: true}
   const record = async (b: PlannedBlob, source: BlobSource) => {
     // Blobs from memory are written again from memory by a rerun: the journal lists only the others.
     if (source.origin !== 'memory' && !run.journaled.has(b.digest)) await run.journal.done(b.digest, b.size, b.dataOffset)

@@ -119,6 +119,7 @@ function imageRecord(img: ResolvedImage): ImageRecord {
     ...(img.omitted ? {omitted: img.omitted} : {}),
     ...(img.referrerOf ? {referrerOf: img.referrerOf} : {}),
     ...(img.upstream ? {upstream: img.upstream} : {}),
+    ...(img.content ? {content: img.content} : {}),
     blobs,
   }
 }

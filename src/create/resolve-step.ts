@@ -1,7 +1,9 @@
 import {AirlockError} from '../core/errors.js'
-import {BundleLock, buildLock, checkLocked, lockPathFor, readLock} from '../resolve/lock.js'
+import type {ArtifactBlobs} from '../resolve/artifacts.js'
+import {BundleLock, buildLock, checkLocked, lockPathFor, readLock, withPins} from '../resolve/lock.js'
 import {ResolvedImage, resolveImages, withReferrers} from '../resolve/resolve.js'
 import {checkUpstreamPolicies} from '../resolve/upstream-policy.js'
+import {resolveArtifacts} from './artifact-step.js'
 import type {FailedImage} from './options.js'
 import type {CreateRun} from './setup.js'
 
@@ -12,6 +14,8 @@ export interface Resolution {
   failed: FailedImage[]
   lock: BundleLock
   lockFile: string
+  /** Where the bytes of files and repository charts are (memory, local paths, downloads). */
+  artifacts?: ArtifactBlobs
 }
 
 /** Resolve bundle.yaml's images; with --locked, check them against the lock file. */
@@ -38,13 +42,14 @@ export async function resolveStep(run: CreateRun): Promise<Resolution> {
   const entries = withReferrers(images)
   await checkUpstreamPolicies(sources, entries)
   const lockFile = lockPathFor(spec.file)
-  const lock = buildLock(images)
+  const art = await resolveArtifacts(run, images, lockFile)
+  const lock = withPins(buildLock(images), art.blobs.pinned)
   if (opts.locked) {
     const was = await readLock(lockFile)
-    const have = new Set(images.map((r) => `${r.spec.refString} ${r.spec.name}`))
+    const have = new Set([...images, ...art.entries].map((r) => `${r.spec.refString} ${r.spec.name}`))
     checkLocked(lockFile, failed.length > 0 ? {...was, images: was.images.filter((i) => have.has(`${i.ref} ${i.name}`))} : was, lock)
   }
-  return {images: entries, failed, lock, lockFile}
+  return {images: [...entries, ...art.entries], failed, lock, lockFile, artifacts: art.blobs}
 }
 
 /** Stop when not one image could be fetched (--keep-going still needs one). */

@@ -78,12 +78,20 @@ export interface InstallResult {
   bytes: number
 }
 
-/** Which images --only selects: full name, ref, or a unique suffix such as `app-a:1` (with the entries referring to them). */
+/** The names a `files:` or `charts:` entry also answers to under --only: its dest paths, its chart name (and NAME:VERSION). */
+function contentNames(img: ImageRecord): string[] {
+  const c = img.content
+  if (c?.type === 'files') return c.files.map((f) => f.path)
+  if (c?.type === 'chart') return [c.name, `${c.name}:${c.version}`]
+  return []
+}
+
+/** Which images --only selects: full name, ref, a unique suffix such as `app-a:1`, a file's dest or a chart's name (with the entries referring to them). */
 export function selectImages(images: ImageRecord[], only?: string[]): ImageRecord[] {
   if (!only || only.length === 0) return images
   const out = new Set<ImageRecord>()
   for (const want of only) {
-    const hits = images.filter((i) => i.name === want || i.ref === want || i.name.endsWith(`/${want}`))
+    const hits = images.filter((i) => i.name === want || i.ref === want || i.name.endsWith(`/${want}`) || contentNames(i).includes(want))
     if (hits.length === 0) {
       const hint = closest(want, images.map((i) => i.name), Math.max(3, Math.floor(want.length / 3)))
       throw new InputError('install.unknown_image', `--only ${want}: no such image in the bundle${hint ? ` (did you mean ${hint}?)` : ''}; it has: ${images.map((i) => i.name).join(', ')}`)
@@ -100,6 +108,10 @@ async function destinationFor(target: Target, opts: InstallOptions, ctx: Destina
   switch (target.kind) {
     case 'oci':
       return ociDestination({...ctx, dir: target.dir})
+    case 'dir': {
+      const m = await import('../transports/dir/destination.js')
+      return m.dirDestination({...ctx, dir: target.dir})
+    }
     case 'registry':
       return registryDestination({...ctx, target: opts.to, insecure: opts.insecure, caFile: opts.caFile, registryConfig: opts.registryConfig, jobs: opts.jobs, retries: opts.retries, retryBaseDelayMs: opts.retryBaseDelayMs})
     case 'docker': {
@@ -137,7 +149,7 @@ export async function installArchive(opts: InstallOptions): Promise<InstallResul
   let selected: ImageRecord[] = []
   // Rollback protection (src/install/state.ts): refuse a bundle older than the one installed before.
   const stateFile = opts.stateFile
-  const targetKey = target.kind === 'oci' ? `oci:${path.resolve(target.dir)}` : opts.to
+  const targetKey = target.kind === 'oci' || target.kind === 'dir' ? `${target.kind}:${path.resolve(target.dir)}` : opts.to
   const state = await readState(stateFile)
   const noDowngrade = (head: VerifiedHead) => {
     if (!opts.allowDowngrade) checkDowngrade(state, head.metadata.bundle, stateFile, targetKey)

@@ -21,6 +21,21 @@ export interface BundleLock {
   apiVersion: 'airlock/v1'
   kind: 'BundleLock'
   images: LockImage[]
+  /** URL files: the digest their content had (pinned on first create). */
+  files?: {source: string; digest: string}[]
+  /** Classic-repository charts: the version a range resolved to, and the chart's digest. */
+  charts?: {chart: string; version: string; digest: string}[]
+}
+
+/** Add the pins of URL files (`URL` → digest) and repository charts (`REPO NAME RANGE` → `VERSION DIGEST`). */
+export function withPins(lock: BundleLock, pinned: Map<string, string>): BundleLock {
+  const files: {source: string; digest: string}[] = []
+  const charts: {chart: string; version: string; digest: string}[] = []
+  for (const [k, v] of pinned) {
+    if (/^https?:\/\/\S+$/.test(k)) files.push({source: k, digest: v})
+    else charts.push({chart: k, version: v.split(' ')[0], digest: v.split(' ')[1]})
+  }
+  return {...lock, ...(files.length > 0 ? {files} : {}), ...(charts.length > 0 ? {charts} : {})}
 }
 
 export function lockPathFor(specFile: string): string {
@@ -84,6 +99,17 @@ export function checkLocked(file: string, lock: BundleLock, now: BundleLock): vo
     }
     if (was.sourceDigest !== img.sourceDigest) problems.push(`${img.ref}: locked to ${was.sourceDigest}, the registry now has ${img.sourceDigest}`)
     else if (was.digest !== img.digest) problems.push(`${img.ref}: platform selection changed (${was.platforms.join(',')} → ${img.platforms.join(',')})`)
+  }
+  const pinned = new Map([...(lock.files ?? []).map((f) => [f.source, f.digest] as const), ...(lock.charts ?? []).map((c) => [c.chart, `${c.version} ${c.digest}`] as const)])
+  for (const f of now.files ?? []) {
+    const was = pinned.get(f.source)
+    if (was === undefined) problems.push(`${f.source}: not in the lock file`)
+    else if (was !== f.digest) problems.push(`${f.source}: the content changed since it was pinned (${was}, the server now sends ${f.digest})`)
+  }
+  for (const c of now.charts ?? []) {
+    const was = pinned.get(c.chart)
+    if (was === undefined) problems.push(`chart ${c.chart}: not in the lock file`)
+    else if (was !== `${c.version} ${c.digest}`) problems.push(`chart ${c.chart}: locked to ${was}, the repository now gives ${c.version} ${c.digest}`)
   }
   if (lock.images.length !== now.images.length) problems.push(`the lock file lists ${lock.images.length} images, bundle.yaml ${now.images.length}`)
   if (problems.length > 0) throw new InputError('lock.mismatch', `--locked: resolution differs from ${file}`, {details: problems})

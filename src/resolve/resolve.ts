@@ -4,7 +4,7 @@ import {AirlockError, InputError} from '../core/errors.js'
 import {Descriptor, Platform} from '../core/model.js'
 import {formatPlatform, normalizePlatform, platformMatches} from '../spec/platform.js'
 import type {BundleSpec, ImageSpec} from '../spec/types.js'
-import type {OmittedRecord, ReferrerOf, UpstreamRecord} from '../transports/archive/metadata.js'
+import type {ArtifactContent, OmittedRecord, ReferrerOf, UpstreamRecord} from '../transports/archive/metadata.js'
 import {fetchGraph, GraphManifest} from './graph.js'
 import {discoverReferrers} from './referrers.js'
 import {ResolvedIndex, Runnable, selectPlatforms} from './select.js'
@@ -49,6 +49,8 @@ export interface ResolvedImage {
   referrerOf?: ReferrerOf
   /** Set on an image whose referrers were looked for. */
   upstream?: UpstreamRecord
+  /** A `files:` or `charts:` entry. */
+  content?: ArtifactContent
 }
 
 function parseConfig(bytes: Buffer, what: string): {os?: string; architecture?: string; variant?: string} {

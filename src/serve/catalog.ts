@@ -40,6 +40,8 @@ export interface Catalog {
   repositories: Map<string, ServedRepository>
   entries: Map<string, ServedEntry>
   images: ServedImage[]
+  /** `files:` entries by dest path (served at /files/<dest>): the blob digest. */
+  files: Map<string, string>
   warnings: string[]
 }
 
@@ -48,6 +50,7 @@ export function buildCatalog(head: VerifiedHead): Catalog {
   const repositories = new Map<string, ServedRepository>()
   const images: ServedImage[] = []
   const warnings: string[] = []
+  const files = new Map<string, string>()
   const where = (digest: string) => {
     const loc = head.locations.get(`blobs/sha256/${digest.slice(7)}`)
     // readArchive guarantees every listed blob was present; this is a bug guard, not user input.
@@ -83,7 +86,10 @@ export function buildCatalog(head: VerifiedHead): Catalog {
       repo.blobs.add(b.digest)
       if (!entries.has(b.digest)) entries.set(b.digest, {digest: b.digest, ...where(b.digest)})
     }
+    if (img.content?.type === 'files') {
+      for (const f of img.content.files) if (!files.has(f.path) && img.blobs.some((b) => b.digest === f.digest)) files.set(f.path, f.digest)
+    }
     images.push({name: img.name, repository: repoName, ...(ref.tag ? {tag: ref.tag} : {}), digest: img.digest, platforms: img.platforms})
   }
-  return {repositories, entries, images, warnings}
+  return {repositories, entries, images, files, warnings}
 }

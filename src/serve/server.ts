@@ -245,6 +245,7 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, ctx: 
     return
   }
   if (plainPath(req.url ?? '/') === undefined) return sendError(res, 400, 'NAME_INVALID', 'invalid repository name: "." and ".." segments are not allowed')
+  if (p.startsWith('/files/')) return serveFile(req, res, ctx, p.slice('/files/'.length))
   if (p === '/v2/' || p === '/v2') {
     sendJson(res, 200, {})
     return
@@ -343,6 +344,25 @@ async function serveBlob(req: http.IncomingMessage, res: http.ServerResponse, ct
   if (!repo || !entry || !repo.blobs.has(digest)) {
     return sendError(res, 404, 'BLOB_UNKNOWN', 'blob unknown to registry', {name, digest})
   }
+  return sendBlob(req, res, ctx, entry)
+}
+
+/** GET /files/<dest>: a file of a `files:` entry by its dest path, from the archive like any blob (Range too). */
+async function serveFile(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, rawDest: string): Promise<void> {
+  let dest: string
+  try {
+    dest = rawDest.split('/').map((s) => decodeURIComponent(s)).join('/')
+  } catch {
+    return sendError(res, 400, 'NAME_INVALID', 'invalid file path')
+  }
+  const digest = ctx.catalog.files.get(dest)
+  const entry = digest ? ctx.catalog.entries.get(digest) : undefined
+  if (!entry) return sendError(res, 404, 'NOT_FOUND', 'no such file in the bundle', {path: dest})
+  return sendBlob(req, res, ctx, entry)
+}
+
+async function sendBlob(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx, entry: ServedEntry): Promise<void> {
+  const digest = entry.digest
   const range = parseRange(req.headers.range, entry.size)
   if (range === null) {
     return sendError(res, 416, 'RANGE_INVALID', 'requested range not satisfiable', {range: req.headers.range}, {'Content-Range': `bytes */${entry.size}`})

@@ -8,6 +8,7 @@ import path from 'node:path'
 
 import type {Document, LineCounter} from 'yaml'
 
+import {checkCharts, checkFiles} from './content.js'
 import {EXPIRES_DURATION_RE, RFC3339_RE, parseRfc3339} from './expiry.js'
 import {type Issue, type Seg, label, offsetOf, withLabel} from './paths.js'
 import {formatPlatform, parsePlatform} from './platform.js'
@@ -37,6 +38,9 @@ export function semanticChecks(data: unknown, dir: string, doc: Document, lc: Li
   const images = new ImageChecks(doc, lc, issues, data.platforms !== undefined, upstream).run(data.images, topPlatforms)
   const registries = registryOptions(data.registries, dir, issues)
   const signing = signingSpec(data.signing, dir, issues)
+  const cctx = {doc, lc, issues, dir, version: typeof md?.version === 'string' ? md.version : '0'}
+  const files = checkFiles(data.files, cctx)
+  const charts = checkCharts(data.charts, cctx)
 
   if (!md || typeof md.name !== 'string' || typeof md.version !== 'string') return {issues}
   const metadata: BundleSpec['metadata'] = {name: md.name, version: md.version}
@@ -45,9 +49,11 @@ export function semanticChecks(data: unknown, dir: string, doc: Document, lc: Li
   const spec: Omit<BundleSpec, 'file' | 'dir'> = {
     metadata,
     platforms: topPlatforms ?? [...DEFAULT_PLATFORMS],
-    images,
+    images: [...images, ...charts.images],
     registries,
   }
+  if (files.length > 0) spec.files = files
+  if (charts.repos.length > 0) spec.charts = charts.repos
   if (signing) spec.signing = signing
   return {issues, spec}
 }

@@ -32,7 +32,26 @@ images:
     platforms: [linux/amd64, linux/arm64/v8]     # this image only (or \`all\`)
     # name: registry.internal/cache/redis:7      # the name it carries on the target
 
-# Per-registry options, keyed by host[:port].
+# Helm charts: from an OCI registry (oci://…, version = tag), or a classic Helm
+# repository (repo + name; version may be a semver range, pinned in bundle.lock.yaml).
+# charts:
+#   - chart: oci://registry.internal/charts/shop
+#     version: 2.4.0
+#   - repo: https://charts.bitnami.com/bitnami
+#     name: redis
+#     version: ^19.0
+
+# Plain files: a path relative to this file (a directory means its tree) or an
+# http(s) URL (without sha256 it is pinned in bundle.lock.yaml on the first create).
+# \`airlock install --to dir:PATH\` writes them under PATH with their modes.
+# files:
+#   - source: ./scripts/install.sh
+#     dest: bin/install.sh
+#     mode: "0755"
+#   - source: https://github.com/k3s-io/k3s/releases/download/v1.30.2%2Bk3s1/k3s-airgap-images-amd64.tar.zst
+#     dest: k3s/k3s-airgap-images-amd64.tar.zst
+
+# Per-registry options, keyed by host[:port] (also for the hosts of charts and file URLs).
 # registries:
 #   registry.internal:5000:
 #     insecure: false                             # true allows plain HTTP

@@ -21,6 +21,10 @@ export interface BundleSpec {
   /** Top-level default platforms, normalised (`linux/arm64/v8`), or 'all'. Default ['linux/amd64']. */
   platforms: string[] | 'all'
   images: ImageSpec[]
+  /** `files:` items (absent or empty: none). */
+  files?: FileSpec[]
+  /** `charts:` from classic Helm repositories; `chart: oci://…` items are in `images` (with `chart`). */
+  charts?: RepoChartSpec[]
   /** Keyed by normalised registry host[:port] (`index.docker.io` → `docker.io`). */
   registries: Record<string, RegistryOptions>
   signing?: {key?: string /* absolute path */; fingerprint?: string /* uppercase hex, no 0x */}
@@ -45,6 +49,8 @@ export interface ImageSpec {
   referrers?: ReferrerChoice
   /** Upstream signatures the image must carry, checked at create (`verify:` in bundle.yaml). */
   verify?: UpstreamPolicy
+  /** A `charts:` item in an OCI registry (`chart: oci://…`): resolved like an image, read as a Helm chart. */
+  chart?: true
   /** Position of the image entry in bundle.yaml (1-based). */
   line: number
   col: number
@@ -90,3 +96,33 @@ export interface Problem {
 export const API_VERSION = 'airlock/v1'
 export const KIND = 'Bundle'
 export const DEFAULT_PLATFORMS: readonly string[] = ['linux/amd64']
+
+/** One `files:` item: a local file or directory tree, or a URL, and where it goes on the target. */
+export interface FileSpec {
+  /** Absolute local path, or the http(s) URL as written. */
+  source: string
+  url: boolean
+  /** Relative, normalised (`a/b`), no `..`. For a directory source: the directory its tree goes to. */
+  dest: string
+  /** Octal mode of every file of the item, e.g. `0644`. */
+  mode: string
+  /** Expected sha256 hex of a URL's content (else pinned in the lock file). */
+  sha256?: string
+  /** Target name of the entry in the archive (`airlock.local/files/…:VERSION`). */
+  name: string
+  line: number
+  col: number
+}
+
+/** One `charts:` item from a classic Helm repository (OCI charts become image entries). */
+export interface RepoChartSpec {
+  /** Base URL of the repository (index.yaml lies under it), without a trailing slash. */
+  repo: string
+  /** Registry options key for this repository: its host[:port]. */
+  host: string
+  name: string
+  /** A version or a semver range. */
+  version: string
+  line: number
+  col: number
+}

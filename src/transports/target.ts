@@ -1,7 +1,7 @@
 /**
  * The `--to` of `airlock install`, parsed once: which transport, and its place.
  *
- *   docker | podman | containerd | registry://HOST[:PORT][/PREFIX] | oci:DIR
+ *   docker | podman | containerd | registry://HOST[:PORT][/PREFIX] | oci:DIR | dir:PATH
  */
 import {InputError} from '../core/errors.js'
 import {parseReference, Reference} from '../spec/reference.js'
@@ -19,7 +19,13 @@ export interface OciTarget {
   dir: string
 }
 
-export type Target = {kind: 'docker'} | {kind: 'podman'} | {kind: 'containerd'} | RegistryTarget | OciTarget
+/** Plain files: the bundle's `files:` and charts (as a Helm chart repository). */
+export interface DirTarget {
+  kind: 'dir'
+  dir: string
+}
+
+export type Target = {kind: 'docker'} | {kind: 'podman'} | {kind: 'containerd'} | RegistryTarget | OciTarget | DirTarget
 
 export type TargetKind = Target['kind']
 
@@ -56,7 +62,8 @@ function parseAny(to: string): Target {
   if (to === 'docker' || to === 'podman' || to === 'containerd') return {kind: to}
   if (to.startsWith('registry://')) return registryTarget(to)
   if (to.startsWith('oci:') && to.length > 4) return {kind: 'oci', dir: to.slice(4)}
-  throw new InputError('install.bad_target', `unknown target ${JSON.stringify(to)}: use docker, podman, containerd, registry://HOST[:PORT][/PREFIX] or oci:DIR`)
+  if (to.startsWith('dir:') && to.length > 4) return {kind: 'dir', dir: to.slice(4)}
+  throw new InputError('install.bad_target', `unknown target ${JSON.stringify(to)}: use docker, podman, containerd, registry://HOST[:PORT][/PREFIX], oci:DIR or dir:PATH`)
 }
 
 /** Where an image lands on a registry target: its repository path under PREFIX on HOST, same tag (or digest). */

@@ -25,6 +25,9 @@ export interface InspectResult {
     /** An index, or the kind of its one manifest. */
     kind: ContentKind | 'index'
     content: ContentCounts
+    /** A `files:` entry: its dest paths and modes; a `charts:` entry: the chart's name and version. */
+    files?: {path: string; mode: string; size: number}[]
+    chart?: {name: string; version: string}
     /** A platform subset: the source index's digest is `sourceDigest`; these were left out. */
     omitted?: OmittedRecord[]
     /** An entry that refers to another entry's image (its cosign signature, attestation, SBOM, referrers). */
@@ -80,6 +83,8 @@ export async function inspectArchive(opts: {archive: string; keys: string[]}): P
       size: img.blobs.reduce((a, b) => a + b.size, 0), blobs: img.blobs.length,
       sharedBlobs: img.blobs.filter((b) => (uses.get(b.digest) ?? 0) > 1).length,
       kind: entryKind(img), content: contentCounts(img),
+      ...(img.content?.type === 'files' ? {files: img.content.files.map((f) => ({path: f.path, mode: f.mode, size: f.size}))} : {}),
+      ...(img.content?.type === 'chart' ? {chart: {name: img.content.name, version: img.content.version}} : {}),
       ...(img.omitted ? {omitted: img.omitted} : {}),
       ...(img.referrerOf ? {referrerOf: img.referrerOf} : {}),
       ...(img.upstream ? {upstream: img.upstream} : {}),

@@ -66,7 +66,8 @@ export class UpstreamSink implements ArchiveSink {
   async commit(head: VerifiedHead): Promise<void> {
     const images = head.metadata.images
     const failed: string[] = []
-    for (const img of images.filter((i) => !i.referrerOf)) {
+    // Files and repository charts are made by create itself: they have no upstream to sign them.
+    for (const img of images.filter((i) => !i.referrerOf && !i.content)) {
       const reasons: string[] = []
       const subject = {digest: img.digest, reference: img.ref}
       const ok = candidates(img, images).some((sig) => {

@@ -113,6 +113,22 @@ export interface UpstreamRecord {
   verifiedBy?: {keyFingerprint: string; signature: string; attestation?: string}
 }
 
+/** A file of a `files:` entry: where it goes on a `dir:` target, its mode and its blob. */
+export interface FileRecord {
+  path: string
+  mode: string
+  digest: string
+  size: number
+}
+
+/**
+ * What a `files:` or `charts:` entry is, for the targets that place it by name (`dir:`, `serve`'s
+ * /files/, `--only`). The same facts are in its OCI manifest (title and mode annotations, Helm config).
+ */
+export type ArtifactContent =
+  | {type: 'files'; files: FileRecord[]}
+  | {type: 'chart'; name: string; version: string; chart: {digest: string; size: number}}
+
 /** One entry of bundle.yaml, resolved: the graph under `digest` and every blob it uses. */
 export interface ImageRecord {
   ref: string
@@ -139,6 +155,8 @@ export interface ImageRecord {
   referrerOf?: ReferrerOf
   /** Set on an image whose referrers were looked for. */
   upstream?: UpstreamRecord
+  /** A `files:` or `charts:` entry (format 3, optional). */
+  content?: ArtifactContent
   blobs: BlobRef[]
 }
 

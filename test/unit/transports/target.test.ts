@@ -13,13 +13,15 @@ describe('parseTarget', () => {
     assert.deepEqual(parseTarget('podman'), {kind: 'podman'})
     assert.deepEqual(parseTarget('containerd'), {kind: 'containerd'})
     assert.deepEqual(parseTarget('oci:/srv/images'), {kind: 'oci', dir: '/srv/images'})
+    assert.deepEqual(parseTarget('dir:/srv/site'), {kind: 'dir', dir: '/srv/site'})
     assert.deepEqual(parseTarget('registry://reg.local:5000'), {kind: 'registry', host: 'reg.local:5000', prefix: ''})
     assert.deepEqual(parseTarget('registry://[::1]:5000/mirror/team/'), {kind: 'registry', host: '[::1]:5000', prefix: 'mirror/team'})
   })
 
   it('refuses anything else with install.bad_target (exit 2)', () => {
-    assert.throws(() => parseTarget('dockr'), badTarget(/^unknown target "dockr": use docker, podman, containerd, registry:\/\/HOST\[:PORT\]\[\/PREFIX\] or oci:DIR$/))
+    assert.throws(() => parseTarget('dockr'), badTarget(/^unknown target "dockr": use docker, podman, containerd, registry:\/\/HOST\[:PORT\]\[\/PREFIX\], oci:DIR or dir:PATH$/))
     assert.throws(() => parseTarget('oci:'), badTarget(/^unknown target "oci:"/))
+    assert.throws(() => parseTarget('dir:'), badTarget(/^unknown target "dir:"/))
     assert.throws(() => parseTarget('registry://'), badTarget(/^invalid registry target "registry:\/\/": expected registry:\/\/HOST\[:PORT\]\[\/PREFIX\]$/))
     assert.throws(() => parseTarget('registry://reg.local/Bad_Prefix'), badTarget(/^invalid repository prefix "Bad_Prefix" in registry:\/\/reg.local\/Bad_Prefix$/))
     assert.throws(() => parseTarget('docker', 'registry'), badTarget(/is not a registry target/))
