@@ -22,7 +22,8 @@ const f = (name: string) => path.join(dir, name)
 
 function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const e = {...process.env, ...extra}
-  for (const k of ['AIRLOCK_TRUSTED_KEYS', 'AIRLOCK_CONTENT_TYPE', 'AIRLOCK_NO_FAST', 'NO_COLOR', 'FORCE_COLOR']) if (!(k in extra)) delete e[k]
+  // CI: oclif's color detection turns color off under a CI variable, terminal or not (CI runs set CI=true).
+  for (const k of ['AIRLOCK_TRUSTED_KEYS', 'AIRLOCK_CONTENT_TYPE', 'AIRLOCK_NO_FAST', 'NO_COLOR', 'FORCE_COLOR', 'CI']) if (!(k in extra)) delete e[k]
   return e
 }
 
