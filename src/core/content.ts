@@ -4,7 +4,8 @@ import {Descriptor, ImageManifest, MediaType} from './model.js'
  * What a manifest is, for the targets that care: only `image` is runnable (docker load, podman,
  * a platform to select); the others are carried byte-exact and never asked for a platform.
  */
-export type ContentKind = 'image' | 'attestation' | 'signature' | 'artifact'
+export const CONTENT_KINDS = ['image', 'attestation', 'signature', 'artifact'] as const
+export type ContentKind = typeof CONTENT_KINDS[number]
 
 const RUNNABLE_CONFIGS: readonly string[] = [MediaType.OCI_CONFIG, MediaType.DOCKER_CONFIG]
 
@@ -15,6 +16,11 @@ const ATTESTATION_LAYERS: readonly string[] = [MediaType.IN_TOTO, MediaType.DSSE
 
 export function isLayerMediaType(mt: string | undefined): boolean {
   return typeof mt === 'string' && LAYER_RE.test(mt)
+}
+
+/** A foreign (non-distributable) layer: its manifest may name URLs outside the registry for it. */
+export function isForeignLayer(l: Descriptor): boolean {
+  return (l.urls?.length ?? 0) > 0 || /foreign|nondistributable/.test(l.mediaType)
 }
 
 export function isZstdLayer(mt: string | undefined): boolean {
@@ -36,6 +42,15 @@ export function manifestKind(m: ImageManifest, entry?: Descriptor): ContentKind 
   if (layers.some((l) => l?.mediaType === MediaType.COSIGN_SIMPLE_SIGNING)) return 'signature'
   if (m.artifactType || !RUNNABLE_CONFIGS.includes(m.config?.mediaType) || !layers.every((l) => isLayerMediaType(l?.mediaType))) return 'artifact'
   return 'image'
+}
+
+const SCHEMA1_TYPES: readonly string[] = [
+  'application/vnd.docker.distribution.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v1+prettyjws',
+]
+
+export function isSchema1MediaType(mt: string | undefined): boolean {
+  return typeof mt === 'string' && SCHEMA1_TYPES.includes(mt)
 }
 
 /** Why a Docker schema 1 manifest is refused, and what works instead. */

@@ -1,3 +1,4 @@
+import {isForeignLayer} from '../core/content.js'
 import {CacheSource} from '../copy/cache-source.js'
 import {BlobSource, SourceChain} from '../copy/source.js'
 import type {ArtifactBlobs} from '../resolve/artifacts.js'
@@ -15,7 +16,7 @@ import {MemorySource, RegistrySource} from './sources.js'
  */
 export function buildChain(run: CreateRun, layout: ArchiveLayout, images: ResolvedImage[], resumed: ResumedSource | undefined, artifacts?: ArtifactBlobs): SourceChain {
   const {cache, progress, sources} = run
-  const foreign = new Map(images.flatMap((img) => img.manifests.flatMap((m) => m.layers.filter((l) => l.urls?.length || /foreign|nondistributable/.test(l.mediaType)).map((l) => [l.digest, l.urls ?? []] as const))))
+  const foreign = new Map(images.flatMap((img) => img.manifests.flatMap((m) => m.layers.filter(isForeignLayer).map((l) => [l.digest, l.urls ?? []] as const))))
   const chain: BlobSource[] = [
     ...(resumed ? [resumed] : []),
     MemorySource.fromResolved(artifacts ? new Map([...sources.small, ...artifacts.memory]) : sources.small, images),

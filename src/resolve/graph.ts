@@ -1,4 +1,4 @@
-import {ContentKind, manifestKind, schema1Refusal} from '../core/content.js'
+import {ContentKind, isSchema1MediaType, manifestKind, schema1Refusal} from '../core/content.js'
 import {AirlockError} from '../core/errors.js'
 import {Descriptor, ImageIndex, ImageManifest, isIndexMediaType, isManifestMediaType} from '../core/model.js'
 import type {ImageSpec} from '../spec/types.js'
@@ -39,8 +39,6 @@ export interface ContentGraph {
   indexes: GraphIndex[]
 }
 
-const SCHEMA1 = /^application\/vnd\.docker\.distribution\.manifest\.v1\+(?:prettyjws|json)$/
-
 function parseJson<T>(bytes: Buffer, what: string, digest: string): T {
   try {
     return JSON.parse(bytes.toString('utf8')) as T
@@ -50,7 +48,7 @@ function parseJson<T>(bytes: Buffer, what: string, digest: string): T {
 }
 
 function refuseSchema1(what: string, mediaType: string, doc?: {schemaVersion?: unknown}): void {
-  if (SCHEMA1.test(mediaType) || doc?.schemaVersion === 1) {
+  if (isSchema1MediaType(mediaType) || doc?.schemaVersion === 1) {
     throw new AirlockError('registry.unsupported_manifest', schema1Refusal(what))
   }
 }

@@ -1,6 +1,6 @@
 import {sha256Digest} from '../core/digest.js'
 import {InputError} from '../core/errors.js'
-import type {Descriptor, ImageIndex} from '../core/model.js'
+import {type Descriptor, type ImageIndex, platformString} from '../core/model.js'
 import {platformMatches} from '../spec/platform.js'
 import type {ImageSpec} from '../spec/types.js'
 import type {OmittedRecord} from '../transports/archive/metadata.js'
@@ -94,5 +94,5 @@ function subsetIndex(graph: ContentGraph, chosen: Set<string>): Selection {
 
 function platformOf(m: GraphManifest): string {
   const p = m.entry?.platform
-  return m.kind === 'image' && p?.os && p.architecture ? [p.os, p.architecture, p.variant].filter(Boolean).join('/') : 'unknown'
+  return m.kind === 'image' && p?.os && p.architecture ? platformString(p) : 'unknown'
 }

@@ -1,3 +1,4 @@
+import {CONTENT_KINDS} from '../../core/content.js'
 import {blobPath, DIGEST_RE, ImageIndex, ImageManifest, isIndexMediaType} from '../../core/model.js'
 import {type ErrorCode, VerifyError} from '../../core/errors.js'
 import {checkUpstreamShape} from './upstream-checks.js'
@@ -78,14 +79,12 @@ export function checkMetadataShape(m: unknown): asserts m is AirlockMetadata {
       if (!isObj(mf) || typeof mf.digest !== 'string' || !DIGEST_RE.test(mf.digest) || typeof mf.config !== 'string' || !DIGEST_RE.test(mf.config) || !Array.isArray(mf.layers) || !(mf.layers as unknown[]).every((l) => typeof l === 'string' && DIGEST_RE.test(l))) {
         fail('archive.bad_metadata', e, `${where}: bad manifest entry`)
       }
-      if (mf.kind !== undefined && !KINDS.includes(mf.kind as string)) fail('archive.bad_metadata', e, `${where}: manifest ${mf.digest} has an unknown kind`)
+      if (mf.kind !== undefined && !(CONTENT_KINDS as readonly unknown[]).includes(mf.kind)) fail('archive.bad_metadata', e, `${where}: manifest ${mf.digest} has an unknown kind`)
       if (mf.subject !== undefined && (typeof mf.subject !== 'string' || !DIGEST_RE.test(mf.subject))) fail('archive.bad_metadata', e, `${where}: manifest ${mf.digest} has a bad subject`)
     }
   }
   checkUpstreamShape(m.images as Record<string, unknown>[], m.formatVersion as number)
 }
-
-const KINDS: readonly string[] = ['image', 'attestation', 'signature', 'artifact']
 
 function isDigestList(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((d) => typeof d === 'string' && DIGEST_RE.test(d))

@@ -5,7 +5,7 @@
  */
 import type http from 'node:http'
 
-import {schema1Refusal} from '../../core/content.js'
+import {isSchema1MediaType, schema1Refusal} from '../../core/content.js'
 import {sha256Digest} from '../../core/digest.js'
 import {AirlockError, InputError, VerifyError} from '../../core/errors.js'
 import {DIGEST_RE, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, MediaType} from '../../core/model.js'
@@ -25,10 +25,6 @@ export interface ManifestHead {
   size: number
 }
 
-const SCHEMA1_TYPES = new Set([
-  'application/vnd.docker.distribution.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.v1+prettyjws',
-])
 const ACCEPT_MANIFESTS = MANIFEST_MEDIA_TYPES.join(', ')
 
 export async function getManifest(t: RegistryTransport, repo: string, reference: string): Promise<ManifestResult> {
@@ -51,7 +47,7 @@ export async function getManifest(t: RegistryTransport, repo: string, reference:
 /** Read and verify a manifest body: size cap, digest (asked for and claimed), media type. */
 async function readManifest(res: http.IncomingMessage, what: string, wantDigest: string | undefined): Promise<ManifestResult> {
   const contentType = baseMediaType(res.headers['content-type'])
-  if (SCHEMA1_TYPES.has(contentType)) throw schema1Error(what)
+  if (isSchema1MediaType(contentType)) throw schema1Error(what)
   const bytes = await readBody(res, MAX_MANIFEST_BYTES, () => tooLarge(what))
   const digest = sha256Digest(bytes)
   if (wantDigest && digest !== wantDigest) {
@@ -93,7 +89,7 @@ export async function headManifest(t: RegistryTransport, repo: string, reference
     },
   )
   if (!r) return undefined
-  if (SCHEMA1_TYPES.has(r.mediaType)) throw schema1Error(what)
+  if (isSchema1MediaType(r.mediaType)) throw schema1Error(what)
   if (r.digest && DIGEST_RE.test(r.digest) && MANIFEST_MEDIA_TYPES.includes(r.mediaType) && Number.isFinite(r.size)) {
     if (byDigest && r.digest !== reference) {
       throw new VerifyError('registry.digest_mismatch', `manifest ${what}: registry answered digest ${r.digest}`, {entry: what})
@@ -162,7 +158,7 @@ export function manifestMediaType(bytes: Buffer, contentType: string, what: stri
   if (!j || typeof j !== 'object' || Array.isArray(j)) throw new VerifyError('registry.bad_manifest', `manifest ${what} is not a JSON object`, {entry: what})
   if (j.schemaVersion === 1) throw schema1Error(what)
   const bodyType = typeof j.mediaType === 'string' ? j.mediaType : undefined
-  if (bodyType && SCHEMA1_TYPES.has(bodyType)) throw schema1Error(what)
+  if (bodyType && isSchema1MediaType(bodyType)) throw schema1Error(what)
   const ctKnown = MANIFEST_MEDIA_TYPES.includes(contentType)
   if (ctKnown && bodyType && bodyType !== contentType) {
     throw new VerifyError(
