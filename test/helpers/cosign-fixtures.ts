@@ -5,12 +5,12 @@
  */
 import {createHash, generateKeyPairSync, type KeyObject, sign as cryptoSign} from 'node:crypto'
 
+import {OCI_CONFIG, OCI_INDEX, OCI_MANIFEST} from './images.js'
+import {OCI_EMPTY} from './shapes.js'
+
 export const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json'
 export const DSSE = 'application/vnd.dsse.envelope.v1+json'
-export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
-export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
-export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
-export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json'
+export {OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST}
 
 export const sha256 = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
